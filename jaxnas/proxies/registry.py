@@ -1,0 +1,98 @@
+"""Proxies registered by name.
+
+A proxy is a pure function ``fn(net, variables, batch, key) -> scalar`` of a bound network
+(:class:`jaxnas.spaces.Network`), its Flax variables (initialised by the caller with the space's
+default initialiser), a minibatch (:class:`jaxnas.data.Batch`) and a PRNG key. It must be jit- and
+vmap-safe in ``net.arch`` (the architecture is traced), and deterministic given its inputs.
+
+Register one with the decorator; every module in ``jaxnas/proxies/`` is imported on first lookup,
+so adding a proxy means adding one file (and its test)::
+
+    @register("my_proxy", needs_labels=True)
+    def my_proxy(net, variables, batch, key):
+      ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable, NamedTuple, Optional
+
+from jaxnas.errors import unknown
+
+
+class Proxy(NamedTuple):
+  """A registered proxy and what it needs.
+
+  Attributes:
+    name: registry (and CLI) name.
+    fn: ``fn(net, variables, batch, key) -> scalar``.
+    needs_data: reads ``batch.x`` (False: data-free, e.g. ``params``, ``synflow``).
+    needs_labels: reads ``batch.y``.
+    x64: must be traced and run with 64-bit floats enabled (``jax.experimental.enable_x64``).
+    batch_size: the minibatch size the defining paper uses, or None for the caller's default.
+    config: overrides of the space's module configuration, e.g. ``{'num_classes': 1}``.
+    higher_is_better: orientation of the score.
+    needs_variables: uses the caller's initialised variables (False: the proxy ignores them, e.g.
+      ``params`` or a proxy with its own initialisation); the caller may then pass None.
+  """
+  name: str
+  fn: Callable
+  needs_data: bool = True
+  needs_labels: bool = False
+  x64: bool = False
+  batch_size: Optional[int] = None
+  config: tuple = ()
+  higher_is_better: bool = True
+  needs_variables: bool = True
+
+  @property
+  def doc(self) -> str:
+    """First line of the proxy function's docstring."""
+    return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+
+
+_REGISTRY: dict[str, Proxy] = {}
+_SKIP = {"registry", "__init__"}
+_loaded = False
+
+
+def register(name: str, *, needs_data: bool = True, needs_labels: bool = False,
+             x64: bool = False, batch_size: Optional[int] = None, config: Optional[dict] = None,
+             higher_is_better: bool = True, needs_variables: bool = True):
+  """Decorator registering ``fn`` under ``name``; a name can be registered only once."""
+  def deco(fn):
+    if name in _REGISTRY:
+      raise ValueError(f"proxy {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
+    _REGISTRY[name] = Proxy(name, fn, needs_data, needs_labels, x64, batch_size,
+                            tuple(sorted((config or {}).items())), higher_is_better,
+                            needs_variables)
+    return fn
+  return deco
+
+
+def load_all() -> None:
+  """Imports every proxy module of this package (each registers itself)."""
+  global _loaded
+  if _loaded:
+    return
+  import jaxnas.proxies as pkg
+  for m in pkgutil.iter_modules(pkg.__path__):
+    if m.name not in _SKIP and not m.name.startswith("_"):
+      importlib.import_module(f"{pkg.__name__}.{m.name}")
+  _loaded = True
+
+
+def list_proxies() -> list[str]:
+  """Sorted names of all registered proxies."""
+  load_all()
+  return sorted(_REGISTRY)
+
+
+def get_proxy(name: str) -> Proxy:
+  """The registered :class:`Proxy` called ``name``."""
+  load_all()
+  if name not in _REGISTRY:
+    raise unknown("proxy", name, sorted(_REGISTRY))
+  return _REGISTRY[name]

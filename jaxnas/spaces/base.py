@@ -1,0 +1,87 @@
+"""The contract every search space fulfils, and the bound network a proxy receives.
+
+A search space is a :class:`SearchSpace`: a NamedTuple of pure functions (in the manner of
+``optax.GradientTransformation``), built once in its own module (``nb201.py``, ``darts.py``) and
+registered by name in ``jaxnas.spaces``. Architectures are arrays of op indices (their *encoding*),
+so one jit-compiled function serves every architecture of a space and ``jax.vmap`` /
+``jax.lax.map`` run over a batch of them.
+
+A proxy never sees a space's internals: it gets a :class:`Network` (the space's Flax module, already
+configured, and one traced architecture) plus variables, a minibatch and a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+
+class SearchSpace(NamedTuple):
+  """A search space as a bundle of pure functions.
+
+  Attributes:
+    name: registry name, e.g. ``'nb201'``.
+    arch_shape: shape of one architecture's op-index encoding, e.g. ``(6,)``.
+    num_archs: number of architectures when the space is enumerable, else None.
+    model: ``model(**config) -> flax.linen.Module``; the module is called as
+      ``module.apply(variables, x, arch)`` with ``x`` NHWC and ``arch`` an op-index array.
+    encode: any user form (string, index, array) -> canonical op-index ``np.ndarray``; raises
+      :class:`jaxnas.errors.JaxnasInputError` naming the bad value.
+    decode: op-index array -> canonical string.
+    sample: ``sample(key, n) -> (n, *arch_shape)`` uniform random architectures.
+    active_mask: ``active_mask(params, arch) -> tree`` of 0/1 scalars, 1 where a parameter belongs
+      to an operation the architecture uses (the discrete network's parameters).
+    count_params: ``count_params(arch, **config)`` -> number of parameters of the discrete network
+      (numpy in, exact integers out; jax in, float out).
+    count_flops: ``count_flops(arch, **config)`` -> FLOPs of the discrete network per image.
+    to_index: op-index array(s) -> benchmark index (enumerable spaces), else None.
+    from_index: benchmark index(es) -> op-index array(s), else None.
+    mutate: ``mutate(key, arch) -> arch`` with one operation changed (for evolution).
+  """
+  name: str
+  arch_shape: tuple
+  num_archs: Optional[int]
+  model: Callable[..., nn.Module]
+  encode: Callable[[Any], np.ndarray]
+  decode: Callable[[Any], str]
+  sample: Callable[[jax.Array, int], jax.Array]
+  active_mask: Callable[[Any, jax.Array], Any]
+  count_params: Callable[..., Any]
+  count_flops: Callable[..., Any]
+  to_index: Optional[Callable[[Any], Any]] = None
+  from_index: Optional[Callable[[Any], Any]] = None
+  mutate: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None
+
+
+class Network(NamedTuple):
+  """One architecture bound to its space's configured Flax module: what a proxy sees.
+
+  ``arch`` may be a tracer (inside ``vmap``/``lax.map``); ``module`` and ``space`` are static.
+  """
+  space: SearchSpace
+  module: nn.Module
+  arch: jax.Array
+
+  def init(self, key, x, **kwargs):
+    """Variables for this network on input ``x`` (the same tree for every architecture)."""
+    return self.module.init(key, x, self.arch, **kwargs)
+
+  def apply(self, variables, x, **kwargs):
+    """Logits ``(B, num_classes)`` (or ``(logits, state)`` with ``mutable=...``)."""
+    return self.module.apply(variables, x, self.arch, **kwargs)
+
+  def replace(self, **module_overrides) -> "Network":
+    """The same architecture with module fields overridden, e.g. ``bn='none'``."""
+    return self._replace(module=self.module.clone(**module_overrides))
+
+  def active(self, params):
+    """0/1 tree over ``params``: 1 for parameters of operations this architecture uses."""
+    return self.space.active_mask(params, self.arch)
+
+  def config(self) -> dict:
+    """The module's configuration fields (for counting params/FLOPs)."""
+    return {f: getattr(self.module, f) for f in self.module.__dataclass_fields__
+            if f not in ("parent", "name")}

@@ -1,0 +1,421 @@
+"""The NAS-Bench-201 network as Flax modules (Dong & Yang, ICLR 2020; methods-spec §1.1).
+
+Stem conv3x3+BN; three stages of ``N`` cells at C, 2C, 4C joined by ResNet basic blocks with stride
+2; cell edges ReLU -> Conv -> BN (``nor_conv_*``), avg pool 3x3 (padding excluded from the count),
+identity, or zeros; head BN-ReLU-global pool-Dense.
+
+Two builds share one parameter layout:
+
+* **shared** (``fixed_arch=None``): the architecture is an *input*. Each stage stores its cells'
+  edge parameters stacked, ``(N, 6, ...)``, under ``cells_<stage>/{conv1x1,conv3x3,bn1x1,bn3x3}``,
+  and runs ``lax.scan`` over cells and, inside a cell, over the 6 edges (a buffer of the 4 nodes is
+  carried). Each edge picks its op with ``lax.switch``: inside ``lax.map`` only the chosen op runs;
+  under ``vmap`` the switch becomes a select over all ops. One compiled edge body per stage keeps
+  compilation short whatever ``N``.
+* **discrete** (``fixed_arch=...``): the network of one architecture, holding only its ops'
+  parameters under ``cells_<stage>/cell_<i>/edge_<e>/...``; :func:`discrete_params` maps the shared
+  tree onto it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.errors import JaxnasInputError
+from jaxnas.spaces import ops as L
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NONE, SKIP, CONV1, CONV3, POOL = range(5)
+#: (to_node, from_node) of each edge, in arch-string order.
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+NUM_EDGES, NUM_OPS = len(EDGES), len(OPS)
+_EDGE_TO = np.array([t for t, _ in EDGES], np.int32)
+_EDGE_FROM = np.array([f for _, f in EDGES], np.int32)
+#: (op index, kernel size, name suffix) of the two conv ops.
+CONV_SITES = ((CONV1, 1, "1x1"), (CONV3, 3, "3x3"))
+
+
+def _sow_probe(module: nn.Module, value):
+  if value is None:
+    return
+  module.sow("intermediates", "relu_probe", value, init_fn=lambda: None,
+             reduce_fn=lambda a, b: b if a is None else jax.tree_util.tree_map(jnp.add, a, b))
+
+
+def _zeros_like_probe(probe_fn, x):
+  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                jax.eval_shape(probe_fn, x))
+
+
+def relu_conv_bn(x, kernel, conv_bias, gate, scale, bn_bias, state, mode, stride=1, padding=0,
+                 nested=False):
+  """ReLU -> Conv -> (bias) -> (gate) -> BN; returns ``(y, new_running_state)``.
+
+  ``nested=True`` uses :func:`jaxnas.spaces.ops.conv2d_nested` (inside switch/scan bodies).
+  """
+  conv = L.conv2d_nested if nested else L.conv2d
+  h = conv(jax.nn.relu(x), kernel.astype(x.dtype), stride, padding)
+  if conv_bias is not None:
+    h = h + conv_bias.astype(h.dtype)
+  if gate is not None:
+    h = h * gate[:, None, None, :].astype(h.dtype)
+  return L.batch_norm(h, scale, bn_bias, state, mode)
+
+
+def edge_forward(x, op, sites, mode: str, track: bool, probe_fn: Optional[Callable]):
+  """One cell edge. ``op``: int (Python or traced, ``lax.switch``) or weights ``(5,)`` (mixture).
+
+  ``sites['1x1' | '3x3']`` hold that conv's ``kernel, bias, gate, scale, bn_bias, state`` for this
+  edge. Returns ``(y, (state_1x1, state_3x3), probe)``.
+  """
+  # running mode reads the stored statistics; batch mode only carries them when updating
+  states0 = tuple(sites[t]["state"] if (track or mode == "running") else None
+                  for _, _, t in CONV_SITES)
+  probe_zero = None if probe_fn is None else _zeros_like_probe(probe_fn, x)
+
+  def branch(k):
+    def f(x):
+      states, probe = list(states0), probe_zero
+      if k == NONE:
+        y = jnp.zeros_like(x)
+      elif k == SKIP:
+        y = x
+      elif k == POOL:
+        y = L.avg_pool_3x3(x)
+      else:
+        j, ks = (0, 1) if k == CONV1 else (1, 3)
+        s = sites[CONV_SITES[j][2]]
+        y, states[j] = relu_conv_bn(x, s["kernel"], s["bias"], s["gate"], s["scale"],
+                                    s["bn_bias"], states0[j], mode, padding=ks // 2,
+                                    nested=not isinstance(op, (int, np.integer)))
+        if probe_fn is not None:
+          probe = probe_fn(x)
+      return y, tuple(states), probe
+    return f
+
+  if isinstance(op, (int, np.integer)):
+    return branch(int(op))(x)
+  if jnp.ndim(op) == 0:
+    return jax.lax.switch(op, [branch(k) for k in range(NUM_OPS)], x)
+  outs = [branch(k)(x) for k in range(NUM_OPS)]
+  y = sum(op[k].astype(x.dtype) * outs[k][0] for k in range(NUM_OPS))
+  states = (outs[CONV1][1][0], outs[CONV3][1][1])
+  probe = None
+  if probe_fn is not None:
+    probe = jax.tree_util.tree_map(
+        lambda p1, p3: (op[CONV1] != 0).astype(p1.dtype) * p1 + (op[CONV3] != 0).astype(
+            p3.dtype) * p3, outs[CONV1][2], outs[CONV3][2])
+  return y, states, probe
+
+
+class _Stage(nn.Module):
+  """``N`` cells with stacked parameters ``(N, 6, ...)``, scanned over cells and edges."""
+  C: int
+  N: int
+  bn: str
+  affine: bool
+  conv_bias: bool
+  weight_init: str
+  gates: bool
+  relu_probe: Optional[Callable]
+
+  @nn.compact
+  def __call__(self, h, arch):
+    stack = (self.N, NUM_EDGES)
+    sites, bns = {}, {}
+    for _, ks, tag in CONV_SITES:
+      kern, b, g = L.ConvKernel(self.C, self.C, ks, self.conv_bias, weight_init=self.weight_init,
+                                stack=stack, gate_batch=h.shape[0] if self.gates else 0,
+                                name="conv" + tag)()
+      scale = bn_bias = state = None
+      if self.bn != "none":
+        bns[tag] = L.BNVars(self.C, self.affine, stack=stack, name="bn" + tag)
+        scale, bn_bias, state = bns[tag]()
+      sites[tag] = dict(kernel=kern, bias=b, gate=g, scale=scale, bn_bias=bn_bias, state=state)
+    track = self.bn == "batch" and bool(bns) and bns["1x1"].tracking()
+    probe_fn = self.relu_probe
+    mode = self.bn
+
+    def cell(carry, cell_sites):
+      x, probe = carry
+      nodes = jnp.zeros((4,) + x.shape, x.dtype).at[0].set(x)
+
+      def edge(carry, xs):
+        nodes, probe = carry
+        to, frm, op, s = xs
+        y, states, pr = edge_forward(nodes[frm], op, s, mode, track, probe_fn)
+        nodes = nodes.at[to].add(y)
+        if probe_fn is not None:
+          probe = jax.tree_util.tree_map(jnp.add, probe, pr)
+        return (nodes, probe), states
+
+      (nodes, probe), states = jax.lax.scan(
+          jax.checkpoint(edge), (nodes, probe), (_EDGE_TO, _EDGE_FROM, arch, cell_sites))
+      return (nodes[3], probe), states
+
+    probe0 = None if probe_fn is None else _zeros_like_probe(probe_fn, h)
+    # Rematerialise cells and edges in reverse mode: storing each iteration's residuals (for every
+    # branch of the switch) costs more than recomputing the forward pass on CPU.
+    (h, probe), states = jax.lax.scan(jax.checkpoint(cell), (h, probe0), sites)
+    if track:
+      for j, (_, _, tag) in enumerate(CONV_SITES):
+        bns[tag].write(states[j])
+    _sow_probe(self, probe)
+    return h
+
+
+class _DiscreteStage(nn.Module):
+  """``N`` cells of one fixed architecture, unrolled, with only the chosen ops' parameters."""
+  C: int
+  N: int
+  bn: str
+  affine: bool
+  conv_bias: bool
+  weight_init: str
+  gates: bool
+  relu_probe: Optional[Callable]
+  arch: tuple
+
+  @nn.compact
+  def __call__(self, h):
+    for i in range(self.N):
+      nodes = [h]
+      for e, (to, frm) in enumerate(EDGES):
+        op = self.arch[e]
+        sites, bnv = {}, None
+        for k, ks, tag in CONV_SITES:
+          if k != op:
+            sites[tag] = dict(state=None)
+            continue
+          kern, b, g = L.ConvKernel(self.C, self.C, ks, self.conv_bias,
+                                    weight_init=self.weight_init,
+                                    gate_batch=h.shape[0] if self.gates else 0,
+                                    name=f"cell_{i}_edge_{e}_conv{tag}")()
+          scale = bn_bias = state = None
+          if self.bn != "none":
+            bnv = L.BNVars(self.C, self.affine, name=f"cell_{i}_edge_{e}_bn{tag}")
+            scale, bn_bias, state = bnv()
+          sites[tag] = dict(kernel=kern, bias=b, gate=g, scale=scale, bn_bias=bn_bias,
+                            state=state)
+        track = bnv is not None and self.bn == "batch" and bnv.tracking()
+        if len(nodes) <= to:
+          nodes.append(None)
+        y, states, probe = edge_forward(nodes[frm], op, sites, self.bn, track, self.relu_probe)
+        nodes[to] = y if nodes[to] is None else nodes[to] + y
+        if bnv is not None:
+          bnv.write(states[0] if op == CONV1 else states[1])
+        if op in (CONV1, CONV3):
+          _sow_probe(self, probe)
+      h = nodes[3]
+    return h
+
+
+class _Reduction(nn.Module):
+  """ResNet basic block, stride 2: ReLU-Conv3x3(s2)-BN -> ReLU-Conv3x3-BN, plus AvgPool2x2-Conv1x1."""
+  C_in: int
+  C_out: int
+  bn: str
+  weight_init: str
+  gates: bool
+  relu_probe: Optional[Callable]
+
+  @nn.compact
+  def __call__(self, x):
+    gb = x.shape[0] if self.gates else 0
+    h = x
+    for tag, cin, stride in (("a", self.C_in, 2), ("b", self.C_out, 1)):
+      kern, _, g = L.ConvKernel(cin, self.C_out, 3, weight_init=self.weight_init, gate_batch=gb,
+                                name="conv_" + tag)()
+      bnv = L.BNVars(self.C_out, name="bn_" + tag) if self.bn != "none" else None
+      scale, bn_bias, state = bnv() if bnv is not None else (None, None, None)
+      if self.relu_probe is not None:
+        _sow_probe(self, self.relu_probe(h))
+      track = bnv is not None and self.bn == "batch" and bnv.tracking()
+      h, st = relu_conv_bn(h, kern, None, g, scale, bn_bias,
+                           state if (track or self.bn == "running") else None, self.bn,
+                           stride=stride, padding=1)
+      if bnv is not None:
+        bnv.write(st)
+    kern, _, g = L.ConvKernel(self.C_in, self.C_out, 1, weight_init=self.weight_init,
+                              gate_batch=gb, name="conv_shortcut")()
+    r = L.conv2d(L.avg_pool_2x2(x), kern)
+    if g is not None:
+      r = r * g[:, None, None, :].astype(r.dtype)
+    return h + r
+
+
+def _bn_layer(module: nn.Module, h, features: int, name: str):
+  bnv = L.BNVars(features, name=name)
+  scale, bias, state = bnv()
+  track = module.bn == "batch" and bnv.tracking()
+  h, st = L.batch_norm(h, scale, bias, state if (track or module.bn == "running") else None,
+                       module.bn)
+  bnv.write(st)
+  return h
+
+
+class NB201Net(nn.Module):
+  """The NAS-Bench-201 network; call as ``apply(variables, x, arch)``.
+
+  Attributes:
+    C: channels of the first stage (stages have C, 2C, 4C).
+    N: cells per stage.
+    num_classes: classifier outputs.
+    bn: ``'batch'`` (PyTorch train mode: batch statistics, eps 1e-5, biased variance; running
+      averages are updated when ``batch_stats`` is mutable), ``'running'`` (stored statistics,
+      eval mode) or ``'none'``. Applies to the stem, the cells and the head.
+    reduction_bn: BN mode of the reduction blocks, default ``bn``. The zero-cost-nas variant used by
+      synflow removes BN everywhere but in the reductions (``bn='none', reduction_bn='batch'``).
+    cell_bn_affine: cell BNs carry scale/bias (True in the benchmark; False in FreeDARTS' supernet
+      and the zero-cost-nas variant).
+    cell_conv_bias: cell convs carry a bias (the zero-cost-nas variant, where bias = not affine).
+    weight_init: ``'torch'`` (PyTorch default) or ``'kaiming_normal'``.
+    fixed_arch: 6 op indices for the discrete build (only the chosen ops' parameters); then call
+      with ``arch=None``.
+    gates: adds a ``gates`` collection: a multiplicative gate of ones, shape ``(B, C_out)``, on every
+      conv and dense output (named like the layer, leaf ``gate``). d loss / d gate[b, c] is the sum
+      over space of activation * gradient (the fisher proxy).
+    relu_probe: ``fn(relu_input) -> array``; its values summed over every ReLU of the network (with
+      multiplicity: a node feeding two convs has two ReLUs) are sown as ``relu_probe`` in the
+      ``intermediates`` collection (NASWOT / TE-NAS kernels); add them with
+      :func:`jaxnas.spaces.sum_probes`.
+
+  Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4, and ``arch``: op indices ``(6,)``
+  (int) or mixture weights ``(6, 5)`` (float; each edge outputs ``sum_k w_k op_k(x)``, a DARTS-style
+  supernet). Output: logits ``(B, num_classes)``. Also sows ``features`` (the head's ReLU output
+  before pooling, ``(B, H/4, W/4, 4C)``) into ``intermediates`` when that collection is mutable.
+  """
+  C: int = 16
+  N: int = 5
+  num_classes: int = 10
+  bn: str = "batch"
+  reduction_bn: Optional[str] = None
+  cell_bn_affine: bool = True
+  cell_conv_bias: bool = False
+  weight_init: str = "torch"
+  fixed_arch: Optional[tuple] = None
+  gates: bool = False
+  relu_probe: Optional[Callable] = None
+
+  @nn.compact
+  def __call__(self, x, arch=None):
+    L.check_bn_mode(self.bn)
+    rbn = L.check_bn_mode(self.reduction_bn or self.bn)
+    check_input(x)
+    if self.fixed_arch is None:
+      if arch is None:
+        raise JaxnasInputError("NB201Net needs an architecture: pass arch, or set fixed_arch")
+      arch = jnp.asarray(arch)
+      if arch.shape not in ((NUM_EDGES,), (NUM_EDGES, NUM_OPS)):
+        raise JaxnasInputError(
+            f"NB201 arch must have shape (6,) op indices or (6, 5) weights, got {arch.shape}")
+    elif arch is not None:
+      raise JaxnasInputError("NB201Net with fixed_arch takes no arch argument")
+    gb = x.shape[0] if self.gates else 0
+
+    kern, _, g = L.ConvKernel(x.shape[-1], self.C, 3, weight_init=self.weight_init,
+                              gate_batch=gb, name="conv_stem")()
+    h = L.conv2d(x, kern, padding=1)
+    if g is not None:
+      h = h * g[:, None, None, :].astype(h.dtype)
+    if self.bn != "none":
+      h = _bn_layer(self, h, self.C, "bn_stem")
+
+    c = self.C
+    common = dict(C=0, N=self.N, bn=self.bn, affine=self.cell_bn_affine,
+                  conv_bias=self.cell_conv_bias, weight_init=self.weight_init, gates=self.gates,
+                  relu_probe=self.relu_probe)
+    for stage in range(3):
+      if stage > 0:
+        h = _Reduction(c, 2 * c, rbn, self.weight_init, self.gates, self.relu_probe,
+                       name=f"reduction_{stage}")(h)
+        c *= 2
+      common["C"] = c
+      if self.fixed_arch is None:
+        h = _Stage(**common, name=f"cells_{stage}")(h, arch)
+      else:
+        h = _DiscreteStage(**common, arch=tuple(int(a) for a in self.fixed_arch),
+                           name=f"cells_{stage}")(h)
+
+    if self.bn != "none":
+      h = _bn_layer(self, h, c, "bn_head")
+    if self.relu_probe is not None:
+      _sow_probe(self, self.relu_probe(h))
+    h = jax.nn.relu(h)
+    self.sow("intermediates", "features", h)
+    return L.Dense(self.num_classes, weight_init=self.weight_init, gates=self.gates,
+                   name="classifier")(L.global_avg_pool(h))
+
+
+def check_input(x):
+  """Raises :class:`JaxnasInputError` unless ``x`` is a non-empty NHWC batch with H, W % 4 == 0."""
+  if x.ndim != 4:
+    raise JaxnasInputError(f"NB201 input must be NHWC (B, H, W, C), got shape {x.shape}")
+  if x.shape[0] < 1:
+    raise JaxnasInputError("NB201 input batch is empty (batch size 0)")
+  if x.shape[1] % 4 or x.shape[2] % 4 or x.shape[1] < 4 or x.shape[2] < 4:
+    raise JaxnasInputError(
+        f"NB201 input height and width must be positive multiples of 4, got {x.shape[1:3]}")
+
+
+# ------------------------------------------------------------- parameter layouts
+
+
+def _names(path):
+  return [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+
+
+def _cell_site(path) -> Optional[str]:
+  """'1x1' / '3x3' for a stacked cell-edge variable, else None."""
+  names = _names(path)
+  if not any(n.startswith("cells_") for n in names):
+    return None
+  return "1x1" if any(n.endswith("1x1") for n in names) else "3x3"
+
+
+def active_mask(tree, arch):
+  """Per-layer 0/1 masks over a shared variable tree: 1 where the layer belongs to ``arch``.
+
+  Stacked cell leaves ``(N, 6, ...)`` get a mask of shape ``(N, 6)`` (edge ``e`` of every cell is
+  active when ``arch[e]`` is that conv); every other leaf gets the scalar 1. ``arch`` may be traced.
+  Broadcast onto the leaves with :func:`jaxnas.spaces.params.broadcast_to_leaves`.
+  """
+  arch = jnp.asarray(arch)
+
+  def leaf(path, x):
+    site = _cell_site(path)
+    if site is None:
+      return jnp.float32(1.0)
+    op = CONV1 if site == "1x1" else CONV3
+    return jnp.broadcast_to((arch == op).astype(jnp.float32), x.shape[:2])
+
+  return jax.tree_util.tree_map_with_path(leaf, tree)
+
+
+def discrete_params(tree, arch, N: Optional[int] = None):
+  """Maps a shared variable tree (any collection) onto the discrete network of ``arch``."""
+  arch = [int(a) for a in np.asarray(arch)]
+  out = {}
+  for k, v in tree.items():
+    if not str(k).startswith("cells_"):
+      out[k] = v
+      continue
+    stage = {}
+    for mod, leaves in v.items():
+      tag = "1x1" if mod.endswith("1x1") else "3x3"
+      op = CONV1 if tag == "1x1" else CONV3
+      n = jax.tree_util.tree_leaves(leaves)[0].shape[0]
+      for i in range(n):
+        for e in range(NUM_EDGES):
+          if arch[e] == op:
+            prefix = mod[:-3]  # 'conv' / 'bn'
+            stage[f"cell_{i}_edge_{e}_{prefix}{tag}"] = jax.tree_util.tree_map(
+                lambda a: a[i, e], leaves)
+    if stage:
+      out[k] = stage
+  return out

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny networks (C=4, N=1, 8x8 inputs) and the shared ground-truth folder."""
+
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+# Deterministic, quiet, and cheap to compile.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+jax.config.update("jax_numpy_rank_promotion", "allow")
+# Tests use tiny networks: compile time dominates, so skip most XLA optimisations (as flax's own
+# model tests do); this halves compile time and does not change what is computed.
+jax.config.update("jax_disable_most_optimizations", True)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+TINY = dict(C=4, N=1)
+
+
+def shared_file(name: str) -> pathlib.Path:
+  """Path of a file in ../shared/data; skips the test (with the reason) when it is absent."""
+  p = SHARED / name
+  if not p.exists():
+    pytest.skip(f"{p} not present (the shared data folder is not mounted here)")
+  return p
+
+
+@pytest.fixture
+def key():
+  return jax.random.key(0)
+
+
+@pytest.fixture
+def tiny_x():
+  return jax.random.normal(jax.random.key(1), (4, 8, 8, 3), jnp.float32)
