@@ -46,6 +46,23 @@ class Batch(NamedTuple):
   y: jax.Array
 
 
+_DESCRIPTIONS = {
+    "cifar10-bundled": "512 train + 256 test real CIFAR-10 images shipped in the package (offline)",
+    "cifar10": "CIFAR-10 through tensorflow-datasets (must be prepared or downloadable)",
+    "cifar100": "CIFAR-100 through tensorflow-datasets (must be prepared or downloadable)",
+    "synthetic": "gaussian N(0, 1) inputs, random labels (same as 'gaussian')",
+    "gaussian": "gaussian N(0, 1) inputs, random labels",
+    "uniform": "uniform U[0, 1) inputs, random labels",
+    "ones": "all-ones inputs (FreeDARTS / synflow), random labels",
+}
+
+
+def describe(name: str) -> str:
+  """One line about a dataset name."""
+  _check_name(name)
+  return _DESCRIPTIONS[name]
+
+
 def num_classes(name: str) -> int:
   """Number of classes of a dataset (synthetic data pretends 10)."""
   _check_name(name)

@@ -35,3 +35,25 @@ def key():
 @pytest.fixture
 def tiny_x():
   return jax.random.normal(jax.random.key(1), (4, 8, 8, 3), jnp.float32)
+
+
+def tiny_batch_of(n: int = 8, res: int = 8, seed: int = 0):
+  """Real bundled CIFAR-10 images average-pooled to ``res`` x ``res`` (normalised), with labels."""
+  from jaxnas import data
+  b = data.minibatch("cifar10-bundled", n, seed=seed)
+  f = 32 // res
+  x = b.x.reshape(n, res, f, res, f, 3).mean((2, 4))
+  return data.Batch(x, b.y)
+
+
+@pytest.fixture
+def tiny_batch():
+  return tiny_batch_of()
+
+
+def tiny_net(arch, **config):
+  """A tiny NB201 network (C=4, N=1) bound to ``arch`` (any encoding)."""
+  from jaxnas import spaces
+  cfg = dict(TINY)
+  cfg.update(config)
+  return spaces.network("nb201", arch, **cfg)

@@ -1,0 +1,30 @@
+"""``jaxnas correlate``: Spearman / Kendall of a scores CSV against benchmark accuracy."""
+
+from jaxnas.commands import _io
+from jaxnas.errors import JaxnasInputError
+
+NAME = "correlate"
+HELP = "rank correlation of a scores CSV with benchmark accuracy"
+
+
+def add_arguments(s):
+  s.add_argument("--scores", required=True)
+  s.add_argument("--truth", default="cifar10_test200", help="comma-separated benchmark metrics")
+  s.add_argument("--plot", default=None, help="save scatter plots (PNG)")
+
+
+def run(args) -> int:
+  from jaxnas import benchmarks
+  truths = _io.split(args.truth)
+  if not truths:
+    raise JaxnasInputError(f"--truth is empty; allowed: {', '.join(benchmarks.METRICS)}")
+  for t in truths:
+    if t not in benchmarks.METRICS:
+      raise JaxnasInputError(
+          f"unknown truth metric {t!r}; allowed: {', '.join(benchmarks.METRICS)}")
+  scores = _io.read_scores(args.scores)
+  print(_io.format_table(_io.correlation_table(scores, truths)))
+  if args.plot:
+    _io.scatter_plot(scores, truths[0], args.plot)
+    print(f"plot -> {args.plot}")
+  return 0

@@ -1,0 +1,34 @@
+"""``jaxnas list``: the available spaces, proxies, search methods and datasets, one line each."""
+
+NAME = "list"
+HELP = "available spaces, proxies, search methods, datasets"
+
+
+def add_arguments(parser):
+  del parser
+
+
+def run(args) -> int:
+  from jaxnas import data
+  from jaxnas.proxies import get_proxy, list_proxies
+  from jaxnas.spaces import get_space, list_spaces
+  print("spaces:")
+  for s in list_spaces():
+    sp = get_space(s)
+    n = f"{sp.num_archs} architectures" if sp.num_archs else "not enumerable (sampled)"
+    print(f"  {s:<16} {n}")
+  print("proxies:")
+  for p in list_proxies():
+    print(f"  {p:<16} {get_proxy(p).doc}")
+  try:
+    from jaxnas.search import get_method, list_methods
+  except ImportError:
+    list_methods = None
+  if list_methods is not None:
+    print("search methods:")
+    for m in list_methods():
+      print(f"  {m:<16} {get_method(m).doc}")
+  print("datasets:")
+  for d in data.DATASETS:
+    print(f"  {d:<16} {data.describe(d)}")
+  return 0
