@@ -40,6 +40,10 @@ class SearchSpace(NamedTuple):
     to_index: op-index array(s) -> benchmark index (enumerable spaces), else None.
     from_index: benchmark index(es) -> op-index array(s), else None.
     mutate: ``mutate(key, arch) -> arch`` with one operation changed (for evolution).
+    alpha_shape: shape of the supernet's architecture weights (NB201 ``(6, 5)``): the module also
+      accepts float weights of this shape as ``arch`` (each edge a weighted sum of its ops).
+    discretize: ``discretize(scores) -> arch``: the discrete architecture that per-op scores of
+      ``alpha_shape`` select (NB201: argmax per edge; DARTS: top-2 edges per node, no ``none``).
   """
   name: str
   arch_shape: tuple
@@ -54,6 +58,8 @@ class SearchSpace(NamedTuple):
   to_index: Optional[Callable[[Any], Any]] = None
   from_index: Optional[Callable[[Any], Any]] = None
   mutate: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None
+  alpha_shape: Optional[tuple] = None
+  discretize: Optional[Callable[[Any], np.ndarray]] = None
 
 
 class Network(NamedTuple):

@@ -178,6 +178,17 @@ def one_hot(arch, dtype=jnp.float32):
   return jax.nn.one_hot(arch, NUM_OPS, dtype=dtype)
 
 
+def discretize(scores, exclude_none: bool = False) -> np.ndarray:
+  """Op indices ``(6,)`` picking the highest score ``(6, 5)`` on each edge (optionally never
+  ``none``, as DARTS-style parsing does)."""
+  s = np.array(scores, np.float64)
+  if s.shape != (NUM_EDGES, NUM_OPS):
+    raise JaxnasInputError(f"NB201 op scores must have shape (6, 5), got {s.shape}")
+  if exclude_none:
+    s[:, NONE] = -np.inf
+  return np.argmax(s, axis=1).astype(np.int32)
+
+
 def model(**config) -> NB201Net:
   """The configured module; see :class:`NB201Net` for the fields."""
   allowed = set(NB201Net.__dataclass_fields__) - {"parent", "name"}
@@ -286,4 +297,6 @@ SPACE = SearchSpace(
     to_index=to_index,
     from_index=from_index,
     mutate=mutate,
+    alpha_shape=(NUM_EDGES, NUM_OPS),
+    discretize=discretize,
 )
