@@ -11,6 +11,12 @@ Datasets by name:
 
 Images are returned NHWC float32, scaled to [0, 1] and normalised per channel; a minibatch is chosen
 from the split with a seeded generator, so the same (name, batch size, seed) gives the same images.
+
+Example:
+  >>> from jaxnas import data
+  >>> b = data.minibatch("cifar10-bundled", batch_size=8, seed=0)
+  >>> b.x.shape, b.y.shape, str(b.x.dtype)
+  ((8, 32, 32, 3), (8,), 'float32')
 """
 
 from __future__ import annotations

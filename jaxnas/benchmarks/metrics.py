@@ -22,7 +22,11 @@ def _pairs(scores, truth):
 
 
 def spearman(scores, truth) -> float:
-  """Spearman rank correlation rho (ties get average ranks); NaN if fewer than 3 pairs."""
+  """Spearman rank correlation rho (ties get average ranks); NaN if fewer than 3 pairs.
+
+  >>> spearman([1.0, 2.0, 3.0, float("nan")], [10.0, 30.0, 20.0, 40.0])
+  0.5
+  """
   s, t = _pairs(scores, truth)
   if len(s) < 3:
     return float("nan")
@@ -30,7 +34,11 @@ def spearman(scores, truth) -> float:
 
 
 def kendall(scores, truth) -> float:
-  """Kendall tau-b; NaN if fewer than 3 pairs."""
+  """Kendall tau-b; NaN if fewer than 3 pairs.
+
+  >>> round(kendall([1, 2, 3, 4], [1, 3, 2, 4]), 4)
+  0.6667
+  """
   s, t = _pairs(scores, truth)
   if len(s) < 3:
     return float("nan")

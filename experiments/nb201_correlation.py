@@ -1,0 +1,169 @@
+"""NB201 correlation study: every proxy against 200-epoch accuracy.
+
+For each proxy, scores a set of NB201 architectures at the default size (C=16, N=5, 32x32) on the
+bundled CIFAR-10 minibatch and reports Spearman rho and Kendall tau against ``cifar10_test200`` and
+``cifar100_test200`` on the scored architectures, and against ``cifar10_val200`` on the
+500-architecture NAS-Bench-Suite-Zero subset (the NASLib reference figures).
+
+Architecture sets (``--set``):
+  * ``all``: the 15,625 architectures;
+  * ``subset``: the 500-architecture subset;
+  * ``subset+N``: the subset plus N more drawn uniformly with ``--seed`` (whole-space estimates
+    come from the uniform part; the subset is not a uniform sample).
+
+Scores go to ``OUT/scores_<proxy>.csv`` incrementally (one flushed chunk at a time); rerunning skips
+architectures already scored. The table goes to ``OUT/table.{json,md}`` and scatter plots to
+``OUT/scatter_<truth>.png``.
+
+  python experiments/nb201_correlation.py --proxies params,flops --set all
+  python experiments/nb201_correlation.py --proxies synflow,nwot --set subset+1000
+  python experiments/nb201_correlation.py --table-only
+"""
+
+import argparse
+import csv
+import json
+import os
+import time
+
+import numpy as np
+
+from jaxnas import benchmarks, data, engine
+from jaxnas.benchmarks import nb201 as bench
+from jaxnas.commands import _io
+from jaxnas.proxies import get_proxy, list_proxies
+from jaxnas.spaces import nb201
+
+# Published figures (methods-spec §3.3, §7; the issue): whole space vs CIFAR-10 test accuracy
+# (zero-cost-nas reports |rho|), and NASLib on the 500-architecture subset vs cifar10_val200.
+PUBLISHED_WHOLE = {"synflow": 0.74, "jacob_cov": 0.73, "snip": 0.60, "grad_norm": 0.59,
+                   "grasp": 0.51, "fisher": 0.36, "nwot": 0.77, "zico": 0.80, "params": 0.75,
+                   "flops": 0.73, "epsilon": 0.87}
+PUBLISHED_SUBSET = {"nwot": 0.804, "jacob_cov": 0.782, "params": 0.749, "synflow": 0.745,
+                    "l2_norm": 0.739, "flops": 0.722, "epe_nas": 0.686, "snip": 0.608,
+                    "grad_norm": 0.608, "grasp": 0.565, "fisher": 0.511, "plain": -0.247}
+
+
+def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(indices, is_uniform) for a set name."""
+  sub = np.sort(bench.subset_indices())
+  if name == "all":
+    return np.arange(15625), np.ones(15625, bool)
+  if name == "subset":
+    return sub, np.zeros(len(sub), bool)
+  if name.startswith("subset+"):
+    n = int(name.split("+", 1)[1])
+    rng = np.random.default_rng(seed)
+    uni = np.sort(rng.choice(15625, n, replace=False))
+    idx = np.union1d(sub, uni)
+    return idx, np.isin(idx, uni)
+  raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N")
+
+
+def read_done(path):
+  if not os.path.exists(path):
+    return {}
+  with open(path, newline="") as f:
+    return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
+
+
+def score_proxy(proxy, indices, out_dir, batch, seed, chunk):
+  path = os.path.join(out_dir, f"scores_{proxy}.csv")
+  done = read_done(path)
+  todo = np.array([i for i in indices if i not in done], np.int64)
+  new = not os.path.exists(path)
+  t0, n0 = time.perf_counter(), 0
+  with open(path, "a", newline="") as f:
+    w = csv.writer(f)
+    if new:
+      w.writerow(_io.CSV_COLUMNS)
+    for s in range(0, len(todo), chunk):
+      idx = todo[s:s + chunk]
+      archs = nb201.from_index(idx)
+      res = engine.score("nb201", archs, [proxy], batch, seed=seed, chunk_size=chunk)[proxy]
+      for i, a, v in zip(idx, archs, res):
+        w.writerow((int(i), nb201.decode(a), proxy, repr(float(v))))
+        done[int(i)] = float(v)
+      f.flush()
+      os.fsync(f.fileno())
+      n0 += len(idx)
+      rate = n0 / (time.perf_counter() - t0)
+      print(f"  {proxy}: {len(done)}/{len(indices)} ({rate:.2f} arch/s, "
+            f"ETA {(len(todo) - n0) / max(rate, 1e-9) / 60:.1f} min)", flush=True)
+  return done
+
+
+def table(out_dir, seed):
+  rows = []
+  uni_all = None
+  for fn in sorted(os.listdir(out_dir)):
+    if not (fn.startswith("scores_") and fn.endswith(".csv")):
+      continue
+    proxy = fn[len("scores_"):-4]
+    done = read_done(os.path.join(out_dir, fn))
+    idx = np.array(sorted(done))
+    s = np.array([done[i] for i in idx])
+    orient = 1.0 if get_proxy(proxy).higher_is_better else -1.0
+    entry = {"proxy": proxy, "n_scored": int(len(idx)),
+             "n_nonfinite": int(np.sum(~np.isfinite(s)))}
+    for truth in ("cifar10_test200", "cifar100_test200"):
+      acc = benchmarks.accuracy(idx, truth)
+      entry[f"{truth}_spearman"] = benchmarks.spearman(orient * s, acc)
+      entry[f"{truth}_kendall"] = benchmarks.kendall(orient * s, acc)
+    sub = np.isin(idx, bench.subset_indices())
+    if sub.sum() >= 100:
+      acc = benchmarks.accuracy(idx[sub], "cifar10_val200")
+      entry["subset_n"] = int(sub.sum())
+      entry["subset_cifar10_val200_spearman"] = benchmarks.spearman(orient * s[sub], acc)
+    entry["published_whole_space"] = PUBLISHED_WHOLE.get(proxy)
+    entry["published_naslib_subset"] = PUBLISHED_SUBSET.get(proxy)
+    rows.append(entry)
+  with open(os.path.join(out_dir, "table.json"), "w") as f:
+    json.dump(rows, f, indent=2)
+  md = ["| proxy | archs scored | rho C10 test | tau C10 test | rho C100 test | published rho (whole space) "
+        "| rho subset C10 val | NASLib subset |", "|---|---|---|---|---|---|---|---|"]
+  fmt = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+  for r in rows:
+    md.append(f"| {r['proxy']} | {r['n_scored']} | {fmt(r['cifar10_test200_spearman'])} | "
+              f"{fmt(r['cifar10_test200_kendall'])} | {fmt(r['cifar100_test200_spearman'])} | "
+              f"{fmt(r['published_whole_space'])} | {fmt(r.get('subset_cifar10_val200_spearman'))} | "
+              f"{fmt(r['published_naslib_subset'])} |")
+  with open(os.path.join(out_dir, "table.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
+  print("\n".join(md))
+  scores = {}
+  for r in rows:
+    done = read_done(os.path.join(out_dir, f"scores_{r['proxy']}.csv"))
+    idx = np.array(sorted(done))
+    orient = 1.0 if get_proxy(r["proxy"]).higher_is_better else -1.0
+    scores[r["proxy"]] = (idx, orient * np.array([done[i] for i in idx]))
+  if scores:
+    _io.scatter_plot(scores, "cifar10_test200", os.path.join(out_dir, "scatter_cifar10_test200.png"))
+  return rows
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--proxies", default="", help="comma-separated; 'all' for every registered proxy")
+  p.add_argument("--set", default="subset+1000")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--batch-size", type=int, default=64)
+  p.add_argument("--chunk", type=int, default=32)
+  p.add_argument("--out", default="experiments/results/correlation")
+  p.add_argument("--table-only", action="store_true")
+  a = p.parse_args()
+  os.makedirs(a.out, exist_ok=True)
+  if not a.table_only:
+    names = list_proxies() if a.proxies == "all" else _io.split(a.proxies)
+    idx, _ = arch_set(a.set, a.seed)
+    for name in names:
+      proxy = get_proxy(name)
+      bs = proxy.batch_size or a.batch_size
+      batch = data.minibatch("cifar10-bundled", bs, seed=a.seed)
+      print(f"{name}: {len(idx)} architectures, batch {bs}", flush=True)
+      score_proxy(name, idx, a.out, batch, a.seed, a.chunk)
+  table(a.out, a.seed)
+
+
+if __name__ == "__main__":
+  main()
