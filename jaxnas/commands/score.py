@@ -1,4 +1,9 @@
-"""``jaxnas score``: score architectures with proxies; writes a long-format CSV."""
+"""``jaxnas score``: score architectures with proxies; writes a long-format CSV.
+
+With ``--out`` the CSV is written chunk by chunk to ``OUT.partial`` (each chunk committed before the
+next starts) and renamed to ``OUT`` when complete, beside ``OUT.meta.json`` (settings, versions,
+checksum); ``--resume`` continues a killed run. See :mod:`jaxnas.engine.store`.
+"""
 
 import os
 import time
@@ -23,6 +28,35 @@ def add_arguments(s):
   s.add_argument("--data-dir", default=None, help="tensorflow-datasets directory")
   s.add_argument("--batch-size", type=int, default=64)
   s.add_argument("--out", default=None, help="CSV path (columns index,arch_str,proxy,score)")
+  g = s.add_argument_group("long runs")
+  g.add_argument("--resume", action="store_true",
+                 help="continue an interrupted run of --out (same settings required)")
+  g.add_argument("--overwrite", action="store_true",
+                 help="discard an interrupted run of --out and start again")
+  g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+  g.add_argument("--chunk-size", type=int, default=64,
+                 help="architectures per compiled call and per committed chunk (default 64)")
+  g.add_argument("--mode", default="auto", help="auto, map, vmap or hybrid (see jaxnas.engine)")
+  g.add_argument("--group", type=int, default=None, help="architectures per group in hybrid mode")
+  g.add_argument("--devices", type=int, default=None,
+                 help="local devices to split chunks over (default: all)")
+  g.add_argument("--precision", default=None,
+                 help="matmul precision: default, high or highest (GPUs default to TF32)")
+  g.add_argument("--shard", default=None,
+                 help="I/N: score only the I-th of N contiguous shares (independent machines)")
+  g.add_argument("--distributed", action="store_true",
+                 help="multi-host: jax.distributed.initialize(); process I of N scores its share "
+                      "into OUT.shard-I-of-N")
+  g.add_argument("--coordinator", default=None,
+                 help="with --distributed: coordinator host:port (default: from the cluster)")
+  g.add_argument("--num-processes", type=int, default=None, help="with --distributed")
+  g.add_argument("--process-id", type=int, default=None, help="with --distributed")
+  g.add_argument("--merge", default=None,
+                 help="comma-separated finished shard files to join into --out (no scoring)")
+  s.add_argument("--config", default=None,
+                 help="module configuration overrides, e.g. C=8,N=1 (smaller networks)")
+  s.add_argument("--resolution", type=int, default=None,
+                 help="average-pool the images down to RxR (a divisor of the image size)")
 
 
 def score_rows(space, archs, results):
@@ -33,33 +67,147 @@ def score_rows(space, archs, results):
       yield (int(i), s, name, repr(float(v)))
 
 
+def parse_config(text, space) -> dict:
+  """``'C=8,N=1,bn=none'`` -> ``{'C': 8, 'N': 1, 'bn': 'none'}`` (ints, floats, true/false)."""
+  if not text:
+    return {}
+  fields = [f for f in space.model().__dataclass_fields__ if f not in ("parent", "name")]
+  out = {}
+  for item in _io.split(text):
+    k, sep, v = item.partition("=")
+    k, v = k.strip(), v.strip()
+    if not sep or not k:
+      raise JaxnasInputError(f"--config item {item!r} is not KEY=VALUE")
+    if k not in fields:
+      raise JaxnasInputError(f"unknown --config key {k!r}; allowed: {', '.join(fields)}")
+    for conv in (int, float):
+      try:
+        out[k] = conv(v)
+        break
+      except ValueError:
+        continue
+    else:
+      out[k] = {"true": True, "false": False}.get(v.lower(), v)
+  return out
+
+
+def downsample(batch, resolution):
+  """Average-pools the images of ``batch`` to ``resolution`` x ``resolution``."""
+  from jaxnas.data import Batch
+  h = batch.x.shape[1]
+  if resolution is None or resolution == h:
+    return batch
+  if resolution < 1 or h % resolution:
+    raise JaxnasInputError(f"--resolution must divide the image size {h}, got {resolution}")
+  f = h // resolution
+  n, _, w, c = batch.x.shape
+  x = np.asarray(batch.x).reshape(n, resolution, f, w // f, f, c).mean((2, 4))
+  return Batch(x.astype(np.float32), batch.y)
+
+
+def _summary(results):
+  for name, vals in results.items():
+    fin = np.isfinite(vals)
+    lo = np.nanmin(vals) if fin.any() else float("nan")
+    med = np.nanmedian(vals) if fin.any() else float("nan")
+    hi = np.nanmax(vals) if fin.any() else float("nan")
+    print(f"  {name:<14} min {lo:.6g}  median {med:.6g}  max {hi:.6g}  "
+          f"non-finite {int((~fin).sum())}")
+
+
 def run(args) -> int:
   from jaxnas import data, engine
+  from jaxnas.engine import scoring, sharding, store
   from jaxnas.proxies import get_proxy
   from jaxnas.spaces import get_space
+  if args.distributed:
+    if not args.out:
+      raise JaxnasInputError("--resume, --overwrite, --shard and --distributed need --out")
+    import jax
+    # before any computation initialises a backend; None: from the cluster (SLURM, Open MPI,
+    # Cloud TPU) or JAX_COORDINATOR_ADDRESS
+    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+  if args.merge:
+    if not args.out:
+      raise JaxnasInputError("--merge needs --out")
+    meta = store.merge(_io.split(args.merge), args.out)
+    print(f"merged {len(_io.split(args.merge))} shards: {meta['state']['rows']} rows -> {args.out}")
+    return 0
   space = get_space(args.space)
   proxies = _io.split(args.proxies)
   if not proxies:
     raise JaxnasInputError("--proxies is empty; see `jaxnas list`")
   for p in proxies:
     get_proxy(p)
+  if args.mode not in scoring.MODES:
+    raise JaxnasInputError(f"unknown --mode {args.mode!r}; allowed: {', '.join(scoring.MODES)}")
+  if args.chunk_size < 1:
+    raise JaxnasInputError(f"--chunk-size must be a positive integer, got {args.chunk_size}")
+  if args.precision not in (None, "default", "high", "highest"):
+    raise JaxnasInputError(f"unknown --precision {args.precision!r}; allowed: default, high, "
+                           f"highest")
+  if args.resume and args.overwrite:
+    raise JaxnasInputError("give only one of --resume, --overwrite")
+  if (args.resume or args.overwrite or args.distributed or args.shard) and not args.out:
+    raise JaxnasInputError("--resume, --overwrite, --shard and --distributed need --out")
   data.num_classes(args.dataset)
-  archs = _io.select_archs(space, args.archs, args.archs_file, args.sample, args.seed)
-  if args.out:
-    d = os.path.dirname(os.path.abspath(args.out))
+  config = {"num_classes": data.num_classes(args.dataset)}
+  config.update(parse_config(args.config, space))
+  all_archs = _io.select_archs(space, args.archs, args.archs_file, args.sample, args.seed)
+  out, shard = args.out, None
+  if args.distributed:
+    import jax
+    shard = (jax.process_index() if args.process_id is None else args.process_id,
+             jax.process_count() if args.num_processes is None else args.num_processes)
+    out = f"{args.out}.shard-{shard[0]}-of-{shard[1]}"
+  elif args.shard:
+    shard = sharding.parse_shard(args.shard)
+  archs, ids = all_archs, scoring.default_ids(space, all_archs)
+  if shard is not None:
+    share = sharding.process_share(len(all_archs), *shard)
+    archs, ids = all_archs[share], ids[share]
+    if len(archs) == 0:
+      raise JaxnasInputError(f"shard {shard[0]}/{shard[1]} of {len(all_archs)} architectures "
+                             f"is empty")
+  if out:
+    d = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(d):
       raise JaxnasInputError(f"output directory {d!r} does not exist")
   batch = data.minibatch(args.dataset, args.batch_size, seed=args.seed, data_dir=args.data_dir)
-  config = {"num_classes": data.num_classes(args.dataset)}
+  batch = downsample(batch, args.resolution)
+  precision = None if args.precision in (None, "default") else args.precision
+  devices = sharding.resolve_devices(args.devices)
+  show = not args.no_progress
   t0 = time.perf_counter()
-  results = engine.score(space, archs, proxies, batch, seed=args.seed, config=config)
+  if out:
+    settings = engine.make_settings(space, archs, proxies, batch, seed=args.seed, config=config,
+                                    dataset=args.dataset, precision=precision, ids=ids,
+                                    shard=shard, all_archs=all_archs if shard else None)
+    meta = engine.score_to_file(space, archs, proxies, batch, out, seed=args.seed, ids=ids,
+                                config=config, chunk_size=args.chunk_size, mode=args.mode,
+                                group=args.group, devices=devices, precision=precision,
+                                resume=args.resume, overwrite=args.overwrite, progress=show or None,
+                                settings=settings, log=print)
+    _, loaded = store.load(out)
+    results = {p: loaded[p][1] for p in proxies}
+    modes = meta.get("run", {}).get("modes", {})
+  else:
+    bar = engine.Progress(len(archs) * len(proxies)) if show else None
+    results = {}
+    for p in proxies:
+      if bar is not None:
+        bar.phase(p)
+      results.update(engine.score(space, archs, [p], batch, seed=args.seed, ids=ids,
+                                  config=config, chunk_size=args.chunk_size, mode=args.mode,
+                                  group=args.group, devices=devices, precision=precision,
+                                  progress=bar))
+    if bar is not None:
+      bar.close()
+    modes = {}
   dt = time.perf_counter() - t0
-  if args.out:
-    _io.write_csv_atomic(args.out, _io.CSV_COLUMNS, list(score_rows(space, archs, results)))
   print(f"scored {len(archs)} architectures x {len(proxies)} proxies in {dt:.1f} s"
-        + (f" -> {args.out}" if args.out else ""))
-  for name, vals in results.items():
-    fin = np.isfinite(vals)
-    print(f"  {name:<14} min {np.nanmin(vals):.6g}  median {np.nanmedian(vals):.6g}  "
-          f"max {np.nanmax(vals):.6g}  non-finite {int((~fin).sum())}")
+        + (f" -> {out}" if out else ""))
+  if modes:
+    print("  modes: " + ", ".join(f"{p} {modes[p]}" for p in proxies if p in modes))
+  _summary(results)
   return 0

@@ -1,35 +1,66 @@
 """Scoring many architectures with one compiled function per (proxy, shapes).
 
-The architecture is an input of the network, so a proxy is traced once and mapped over a chunk of
-architectures, either with ``jax.lax.map`` (sequential; each edge runs only its chosen op through
-``lax.switch``) or ``jax.vmap`` (batched; every op of every edge is computed and selected). Each
-architecture's variables are initialised inside the mapped function from
+The architecture is an input of the network, so a proxy is traced once and run over a chunk of
+architectures in one of these ways (``mode``):
+
+* ``'map'``: ``jax.lax.map`` over the chunk, one architecture after another; each edge runs only
+  its chosen op (``lax.switch`` stays a conditional), so the arithmetic is the discrete network's.
+* ``'vmap'``: ``jax.vmap`` over the chunk; a switch on a batched index becomes a select over *all*
+  ops (NB201: 5.6x the multiply-accumulates of the discrete networks) but every op is one batched
+  kernel.
+* ``'hybrid'``: ``lax.map`` over groups of ``group`` architectures, ``vmap`` inside a group.
+* ``'auto'`` (default): traces the proxy once and looks for conditionals; without any, ``vmap``
+  costs nothing extra and is used; with them, the mode measured fastest on the backend
+  (:data:`AUTO_BRANCHING`, see BENCHMARKS.md): ``map`` on CPU (XLA:CPU runs one architecture's
+  chosen ops; the select's 5.6x arithmetic costs more than the loop), ``vmap`` on GPU (an H100 is
+  bound by per-iteration launch and synchronisation overhead in ``map``: grad_norm 19.7 ms/arch
+  with ``vmap`` vs 33.2 with ``map``, nwot 2.2 vs 7.8).
+
+Each architecture's variables are initialised inside the compiled function from
 ``fold_in(key, benchmark_index)``, so a score depends only on (architecture, seed, batch), never on
-chunking, order or device count.
+chunking, order, mode or device count. With several devices the chunk is split over a 1-D mesh
+(:mod:`jaxnas.engine.sharding`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+import functools
+from typing import Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.data import Batch
+from jaxnas.engine import sharding
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.proxies import Proxy, get_proxy
 from jaxnas.spaces import Network, SearchSpace, get_space
 
-MODES = ("map", "vmap")
+MODES = ("auto", "map", "vmap", "hybrid")
+#: Mode ``'auto'`` picks for proxies whose traced computation branches (``lax.cond``/``switch``),
+#: per backend platform, by measurement (experiments/bench_throughput.py, BENCHMARKS.md).
+AUTO_BRANCHING = {"cpu": "map", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+#: Architectures per group in ``'hybrid'`` mode when not given.
+DEFAULT_GROUP = 4
+
+try:  # jax 0.4.23 (pinned)
+  from jax.experimental import enable_x64 as _enable_x64
+except ImportError:  # later JAX releases
+  def _enable_x64():
+    return jax.enable_x64(True)  # type: ignore[attr-defined]
+
+try:
+  from jax.extend.core import jaxpr_as_fun as _jaxpr_as_fun  # later JAX releases
+except ImportError:  # jax 0.4.23 (pinned)
+  from jax.core import jaxpr_as_fun as _jaxpr_as_fun
 
 
 def x64_context(proxy: Proxy):
   """``enable_x64`` for proxies that need float64 (synflow), else a no-op context."""
   if proxy.x64:
-    from jax.experimental import enable_x64
-    return enable_x64()
+    return _enable_x64()
   return contextlib.nullcontext()
 
 
@@ -40,15 +71,87 @@ def module_for(space: SearchSpace, proxy: Proxy, config: Optional[dict] = None):
   return space.model(**cfg)
 
 
+def _has_conditional(jaxpr) -> bool:
+  """Whether a jaxpr (or any jaxpr nested in it) contains a ``cond`` (``lax.cond``/``switch``)."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "cond":
+      return True
+    for v in eqn.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns") and _has_conditional(inner):
+          return True
+  return False
+
+
+def resolve_mode(mode: str, branches: bool, platform: str) -> str:
+  """The concrete mode for ``mode`` (``'auto'`` resolved by branching and backend platform)."""
+  if mode != "auto":
+    return mode
+  if not branches:
+    return "vmap"
+  return AUTO_BRANCHING.get(platform, "map")
+
+
+class ScoreFn:
+  """A compiled scorer ``fn(archs (n, *arch_shape), ids (n,), batch, key) -> (n,) scores``.
+
+  ``info`` holds what tracing decided: ``mode`` (resolved), ``branches`` (the proxy's computation
+  contains conditionals), ``devices``, ``group``. ``n`` must be a multiple of ``multiple``.
+  """
+
+  def __init__(self, jitted, info: dict, multiple: int):
+    self.jitted, self.info, self.multiple = jitted, info, multiple
+
+  def __call__(self, archs, ids, batch, key):
+    return self.jitted(archs, ids, batch, key)
+
+  def lower(self, archs, ids, batch, key):
+    return self.jitted.lower(archs, ids, batch, key)
+
+
 def make_score_fn(space: SearchSpace, proxy: Proxy, config: Optional[dict] = None,
-                  mode: str = "map"):
+                  mode: str = "map", *, group: Optional[int] = None,
+                  devices=None) -> ScoreFn:
   """Jitted ``fn(archs (n, *arch_shape), ids (n,), batch, key) -> (n,) scores``.
 
   ``ids`` (e.g. benchmark indices) seed each architecture's initialisation: ``fold_in(key, id)``.
+  Scorers are cached by their arguments, so repeated :func:`score` calls (a search loop, resumed
+  runs in one process) trace and compile once.
+
+  Args:
+    space, proxy, config: what to score (``config``: module configuration, e.g. ``{'C': 8}``).
+    mode: ``'auto'``, ``'map'``, ``'vmap'`` or ``'hybrid'`` (module docstring).
+    group: architectures per ``vmap`` group in ``'hybrid'`` mode (default 4).
+    devices: ``None`` (one device, the default placement), an int (the first n local devices) or a
+      device list; with more than one, ``n`` is split over them (``shard_map`` on a 1-D mesh).
+
+  Returns:
+    A :class:`ScoreFn`; ``n`` must be a multiple of ``fn.multiple`` (devices x group).
   """
   if mode not in MODES:
     raise unknown("scoring mode", mode, MODES)
-  module = module_for(space, proxy, config)
+  group = DEFAULT_GROUP if group is None else int(group)
+  if group < 1:
+    raise JaxnasInputError(f"group must be a positive integer, got {group}")
+  devs = None if devices is None else tuple(sharding.resolve_devices(devices))
+  cfg = tuple(sorted((config or {}).items()))
+  try:
+    return _cached_score_fn(space, proxy, cfg, mode, group, devs)
+  except TypeError:   # unhashable configuration values: no caching
+    return _build_score_fn(space, proxy, cfg, mode, group, devs)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_score_fn(space, proxy, cfg, mode, group, devs):
+  return _build_score_fn(space, proxy, cfg, mode, group, devs)
+
+
+def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
+  module = module_for(space, proxy, dict(cfg))
+  n_dev = 1 if devs is None else len(devs)
+  platform = (devs[0] if devs else jax.devices()[0]).platform
+  info = {"mode": mode, "branches": None, "devices": n_dev, "group": None}
 
   def one(arch, ident, batch, key):
     k = jax.random.fold_in(key, ident)
@@ -57,12 +160,47 @@ def make_score_fn(space: SearchSpace, proxy: Proxy, config: Optional[dict] = Non
     variables = net.init(k_init, batch.x) if proxy.needs_variables else None
     return jnp.asarray(proxy.fn(net, variables, batch, k_proxy)).reshape(())
 
-  def many(archs, ids, batch, key):
-    if mode == "vmap":
-      return jax.vmap(one, in_axes=(0, 0, None, None))(archs, ids, batch, key)
-    return jax.lax.map(lambda a: one(a[0], a[1], batch, key), (archs, ids))
+  def local(archs, ids, batch, key):
+    f, m = one, mode
+    if mode == "auto":
+      # trace once, look for conditionals, and reuse the traced program (no second trace)
+      closed, shape = jax.make_jaxpr(one, return_shape=True)(archs[0], ids[0], batch, key)
+      info["branches"] = _has_conditional(closed.jaxpr)
+      m = resolve_mode(mode, info["branches"], platform)
+      run = _jaxpr_as_fun(closed)
+      treedef = jax.tree_util.tree_structure(shape)
 
-  return jax.jit(many)
+      def f(a, i, b, k):
+        return jax.tree_util.tree_unflatten(treedef, run(*jax.tree_util.tree_leaves((a, i, b, k))))
+    info["mode"] = m
+    if m == "vmap":
+      return jax.vmap(f, in_axes=(0, 0, None, None))(archs, ids, batch, key)
+    if m == "hybrid":
+      info["group"] = group
+      g = group
+      ga, gi = (x.reshape((x.shape[0] // g, g) + x.shape[1:]) for x in (archs, ids))
+      vf = jax.vmap(f, in_axes=(0, 0, None, None))
+      return jax.lax.map(lambda t: vf(t[0], t[1], batch, key), (ga, gi)).reshape(-1)
+    return jax.lax.map(lambda t: f(t[0], t[1], batch, key), (archs, ids))
+
+  hybrid = mode == "hybrid" or (mode == "auto" and AUTO_BRANCHING.get(platform) == "hybrid")
+  multiple = n_dev * (group if hybrid else 1)
+  if n_dev == 1:
+    return ScoreFn(_jit_on(local, devs), info, multiple)
+  mesh = sharding.local_mesh(devs)
+  a, r = sharding.archs_spec(), sharding.replicated_spec()
+  body = sharding.shard_map(local, mesh, in_specs=(a, a, r, r), out_specs=a)
+  ns = lambda spec: jax.sharding.NamedSharding(mesh, spec)
+  jitted = jax.jit(body, in_shardings=(ns(a), ns(a), ns(r), ns(r)), out_shardings=ns(a))
+  return ScoreFn(jitted, info, multiple)
+
+
+def _jit_on(fn, devs):
+  """``jax.jit(fn)``, placed on ``devs[0]`` when a device was named."""
+  if devs is None:
+    return jax.jit(fn)
+  s = jax.sharding.SingleDeviceSharding(devs[0])
+  return jax.jit(fn, in_shardings=s, out_shardings=s)
 
 
 def default_batch_for(proxy: Proxy, batch: Batch) -> Batch:
@@ -72,9 +210,91 @@ def default_batch_for(proxy: Proxy, batch: Batch) -> Batch:
   return batch
 
 
+def check_archs(space: SearchSpace, archs) -> np.ndarray:
+  """``archs`` as int32 ``(n, *arch_shape)``; raises :class:`JaxnasInputError` otherwise."""
+  archs = np.asarray(archs)
+  if archs.dtype.kind not in "iu":
+    raise JaxnasInputError(f"archs must hold integer op indices, got dtype {archs.dtype}")
+  archs = archs.astype(np.int32)
+  if archs.ndim != 1 + len(space.arch_shape) or archs.shape[1:] != tuple(space.arch_shape):
+    raise JaxnasInputError(
+        f"archs must have shape (n, {', '.join(map(str, space.arch_shape))}), got {archs.shape}")
+  if len(archs) == 0:
+    raise JaxnasInputError("no architectures to score (empty list)")
+  return archs
+
+
+def default_ids(space: SearchSpace, archs: np.ndarray) -> np.ndarray:
+  """Benchmark indices (enumerable spaces) or positions: the integers folded into the key."""
+  ids = space.to_index(archs) if space.to_index is not None else np.arange(len(archs))
+  return np.asarray(ids, np.int32)
+
+
+def call_size(n: int, chunk_size: int, multiple: int) -> int:
+  """Architectures per compiled call: ``chunk_size`` (or ``n`` when smaller), rounded up to a
+  multiple of ``multiple`` (devices x group). The last chunk is padded to it, never recompiled."""
+  if chunk_size < 1:
+    raise JaxnasInputError(f"chunk size must be a positive integer, got {chunk_size}")
+  size = min(chunk_size, n)
+  return -(-size // multiple) * multiple
+
+
+def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
+  """``[(start, stop), ...]`` covering ``range(n)`` in chunks of ``chunk_size`` (last shorter)."""
+  return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+
+
+def iter_scores(space, archs, proxy_name: str, batch: Batch, *, seed: int = 0, ids=None,
+                config: Optional[dict] = None, chunk_size: int = 64, mode: str = "auto",
+                group: Optional[int] = None, devices=None, start: int = 0,
+                precision: Optional[str] = None,
+                report: Optional[dict] = None) -> Iterator[tuple[int, int, np.ndarray]]:
+  """Scores one proxy chunk by chunk: yields ``(lo, hi, float64 scores of archs[lo:hi])``.
+
+  Chunks are ``archs[start + c * chunk_size:start + (c + 1) * chunk_size]`` whatever the device
+  count (``start`` > 0 resumes a run); the last one is padded. Compiles once (first chunk).
+  ``report``, when given, receives the scorer's ``info`` (resolved mode, ...) after each chunk.
+  """
+  space = get_space(space) if isinstance(space, str) else space
+  archs = check_archs(space, archs)
+  ids = default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
+  if ids.shape != (len(archs),):
+    raise JaxnasInputError(f"ids must have shape ({len(archs)},), got {ids.shape}")
+  proxy = get_proxy(proxy_name)
+  b = default_batch_for(proxy, batch)
+  key = jax.random.key(seed)
+
+  def context():
+    # entered around each call only: the caller's code between chunks runs in its own settings
+    stack = contextlib.ExitStack()
+    stack.enter_context(x64_context(proxy))
+    if precision is not None:
+      stack.enter_context(jax.default_matmul_precision(precision))
+    return stack
+
+  with context():
+    fn = make_score_fn(space, proxy, config, mode, group=group, devices=devices)
+  size = call_size(len(archs), chunk_size, fn.multiple)
+  if not 0 <= start <= len(archs):
+    raise JaxnasInputError(f"start must be in 0..{len(archs)}, got {start}")
+  for lo, hi in chunk_bounds(len(archs) - start, chunk_size):
+    lo, hi = lo + start, hi + start
+    a, i = archs[lo:hi], ids[lo:hi]
+    pad = size - (hi - lo)
+    if pad:
+      a = np.concatenate([a, np.repeat(a[-1:], pad, 0)])
+      i = np.concatenate([i, np.repeat(i[-1:], pad, 0)])
+    with context():
+      vals = np.asarray(fn(a, i, b, key), np.float64)[:hi - lo]
+    if report is not None:
+      report.update(fn.info)
+    yield lo, hi, vals
+
+
 def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
-          config: Optional[dict] = None, chunk_size: int = 64, mode: str = "map",
-          progress=None) -> dict:
+          config: Optional[dict] = None, chunk_size: int = 64, mode: str = "auto",
+          progress: Optional[Callable[[int], None]] = None, group: Optional[int] = None,
+          devices=None, precision: Optional[str] = None) -> dict:
   """Scores architectures with each named proxy.
 
   Args:
@@ -87,39 +307,28 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
       spaces) or the position.
     config: module configuration (e.g. ``{'C': 8, 'N': 1}``).
     chunk_size: architectures per compiled call (the last chunk is padded, never recompiled).
-    mode: ``'map'`` or ``'vmap'``.
-    progress: optional callable ``progress(n_done)`` called after each chunk.
+    mode: ``'auto'``, ``'map'``, ``'vmap'`` or ``'hybrid'`` (module docstring).
+    progress: optional callable ``progress(n)`` called after each chunk with the number of
+      architectures it scored (e.g. a :class:`jaxnas.engine.progress.Progress`).
+    group: architectures per group in ``'hybrid'`` mode.
+    devices: ``None`` (default device), an int (first n local devices) or a device list; chunks
+      are split over them. Scores do not depend on it.
+    precision: ``jax.default_matmul_precision`` while tracing (e.g. ``'highest'`` on GPUs, whose
+      default uses TF32); None keeps the backend default (full float32 on CPU).
 
   Returns:
     dict name -> float64 array ``(n,)``; non-finite values are kept as NaN/inf, never replaced.
   """
   space = get_space(space) if isinstance(space, str) else space
-  archs = np.asarray(archs, np.int32)
-  if archs.ndim != 1 + len(space.arch_shape) or archs.shape[1:] != tuple(space.arch_shape):
-    raise JaxnasInputError(
-        f"archs must have shape (n, {', '.join(map(str, space.arch_shape))}), got {archs.shape}")
-  if len(archs) == 0:
-    raise JaxnasInputError("no architectures to score (empty list)")
-  if ids is None:
-    ids = space.to_index(archs) if space.to_index is not None else np.arange(len(archs))
-  ids = np.asarray(ids, np.int32)
-  key = jax.random.key(seed)
+  archs = check_archs(space, archs)
   out = {}
   for name in proxy_names:
-    proxy = get_proxy(name)
-    b = default_batch_for(proxy, batch)
     res = np.empty(len(archs), np.float64)
-    with x64_context(proxy):
-      fn = make_score_fn(space, proxy, config, mode)
-      for start in range(0, len(archs), chunk_size):
-        stop = min(start + chunk_size, len(archs))
-        a, i = archs[start:stop], ids[start:stop]
-        pad = chunk_size - (stop - start) if len(archs) > chunk_size else 0
-        if pad:
-          a = np.concatenate([a, np.repeat(a[-1:], pad, 0)])
-          i = np.concatenate([i, np.repeat(i[-1:], pad, 0)])
-        res[start:stop] = np.asarray(fn(a, i, b, key), np.float64)[:stop - start]
-        if progress is not None:
-          progress(stop - start)
+    for start, stop, vals in iter_scores(space, archs, name, batch, seed=seed, ids=ids,
+                                         config=config, chunk_size=chunk_size, mode=mode,
+                                         group=group, devices=devices, precision=precision):
+      res[start:stop] = vals
+      if progress is not None:
+        progress(stop - start)
     out[name] = res
   return out

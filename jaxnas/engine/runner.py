@@ -1,0 +1,157 @@
+"""Whole runs to a file: score every proxy chunk by chunk, commit each chunk, resume after a kill.
+
+:func:`score_to_file` is what ``jaxnas score --out`` calls; see :mod:`jaxnas.engine.store` for the
+file protocol and :mod:`jaxnas.engine.sharding` for devices and hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from jaxnas.data import Batch
+from jaxnas.engine import progress as progress_lib
+from jaxnas.engine import scoring, store
+from jaxnas.proxies import get_proxy
+from jaxnas.spaces import get_space
+
+
+def _sha(*arrays) -> str:
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(np.asarray(a))
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
+
+
+def _jsonable(v):
+  if isinstance(v, (bool, int, float, str)) or v is None:
+    return v
+  if isinstance(v, (np.integer, np.floating)):
+    return v.item()
+  if isinstance(v, (tuple, list)):
+    return [_jsonable(x) for x in v]
+  if isinstance(v, dict):
+    return {str(k): _jsonable(x) for k, x in v.items()}
+  return repr(v)
+
+
+def versions() -> dict:
+  """Versions of the libraries that determine the numbers."""
+  import flax
+  import jax
+  import jaxlib
+  import jaxnas
+  return {"jaxnas": jaxnas.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+          "flax": flax.__version__, "numpy": np.__version__}
+
+
+def module_settings(space, proxy, config) -> dict:
+  """The module configuration a proxy runs with (BN mode, width, ...), JSON-able."""
+  m = scoring.module_for(space, proxy, config)
+  return {f: _jsonable(getattr(m, f)) for f in m.__dataclass_fields__ if f not in ("parent", "name")}
+
+
+def make_settings(space, archs, proxy_names, batch: Batch, *, seed: int = 0,
+                  config: Optional[dict] = None, dataset: Optional[str] = None,
+                  precision: Optional[str] = None, ids=None, shard: Optional[tuple] = None,
+                  all_archs=None) -> dict:
+  """What gives a run's scores their meaning; two runs may share a file only if these are equal.
+
+  Not included (they do not change what is computed): chunk size, mode, device count.
+  """
+  space = get_space(space) if isinstance(space, str) else space
+  archs = scoring.check_archs(space, archs)
+  ids = scoring.default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
+  proxies = {}
+  for name in proxy_names:
+    p = get_proxy(name)
+    b = scoring.default_batch_for(p, batch)
+    proxies[name] = {"dtype": "float64" if p.x64 else "float32", "images": int(b.x.shape[0]),
+                     "uses_labels": bool(p.needs_labels), "module": module_settings(space, p, config)}
+  s = {"space": space.name, "proxies": list(proxy_names), "n_archs": int(len(archs)),
+       "archs_sha256": _sha(archs, ids), "seed": int(seed), "dataset": dataset,
+       "batch_size": int(batch.x.shape[0]), "resolution": list(batch.x.shape[1:3]),
+       "batch_sha256": _sha(batch.x, batch.y), "config": _jsonable(dict(config or {})),
+       "precision": precision or "default", "proxy_settings": proxies, "versions": versions(),
+       "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}
+  if shard is not None:
+    all_archs = scoring.check_archs(space, all_archs)
+    s["all_n_archs"] = int(len(all_archs))
+    s["all_archs_sha256"] = _sha(all_archs, scoring.default_ids(space, all_archs))
+  return json.loads(json.dumps(s))
+
+
+def score_to_file(space, archs, proxy_names, batch: Batch, out: str, *, seed: int = 0,
+                  ids=None, config: Optional[dict] = None, chunk_size: int = 64,
+                  mode: str = "auto", group: Optional[int] = None, devices=None,
+                  precision: Optional[str] = None, dataset: Optional[str] = None,
+                  resume: bool = False, overwrite: bool = False, progress=None,
+                  settings: Optional[dict] = None,
+                  log: Optional[Callable[[str], None]] = None) -> dict:
+  """Scores ``archs`` with each proxy into ``out`` (long CSV + ``out.meta.json``), chunk by chunk.
+
+  Each chunk is committed before the next starts, so a kill loses at most the chunk in flight;
+  ``resume=True`` continues an interrupted run (after checking its settings and checksum) and
+  produces the same file as an uninterrupted run. ``progress``: None (nothing), ``True`` (a bar on
+  stderr) or a :class:`jaxnas.engine.progress.Progress`-like object. ``settings`` defaults to
+  :func:`make_settings` of the arguments. Other arguments as :func:`jaxnas.engine.score`.
+
+  Returns the sidecar of the finished file (``meta['run']`` holds modes, devices and seconds).
+  """
+  space = get_space(space) if isinstance(space, str) else space
+  archs = scoring.check_archs(space, archs)
+  ids = scoring.default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
+  for name in proxy_names:
+    get_proxy(name)
+  if settings is None:
+    settings = make_settings(space, archs, proxy_names, batch, seed=seed, config=config,
+                             dataset=dataset, precision=precision, ids=ids)
+  import jax
+  run = {"chunk_size": int(chunk_size), "mode_requested": mode, "backend": jax.default_backend()}
+  writer, msg = store.open_output(out, settings, resume=resume, overwrite=overwrite, run=run)
+  if msg and log is not None:
+    log(msg)
+  if writer is None:
+    return store.verify(out, settings)
+  n = len(archs)
+  done = writer.done
+  total = n * len(proxy_names)
+  bar = progress
+  if progress is True:
+    bar = progress_lib.Progress(total, done=sum(done.values()))
+  strs = None
+  modes, seconds = dict(writer.meta["run"].get("modes", {})), dict(
+      writer.meta["run"].get("seconds", {}))
+  try:
+    for name in proxy_names:
+      if done[name] >= n:
+        continue
+      if strs is None:
+        strs = [space.decode(a) for a in archs]
+      if bar is not None and hasattr(bar, "phase"):
+        bar.phase(name)
+      info: dict = {}
+      t0 = time.perf_counter()
+      for lo, hi, vals in scoring.iter_scores(
+          space, archs, name, batch, seed=seed, ids=ids, config=config, chunk_size=chunk_size,
+          mode=mode, group=group, devices=devices, start=done[name], precision=precision,
+          report=info):
+        modes[name] = info.get("mode")
+        seconds[name] = seconds.get(name, 0.0) + (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        writer.note(modes=modes, seconds=seconds, devices=info.get("devices"))
+        writer.append(name, lo, hi, store.format_rows(ids[lo:hi], strs[lo:hi], name, vals))
+        if bar is not None:
+          bar(hi - lo)
+    writer.finish()
+  finally:
+    writer.close()
+    if bar is not None and hasattr(bar, "close") and progress is True:
+      bar.close()
+  return writer.meta

@@ -1,0 +1,117 @@
+"""The scoring engine: modes agree, scores do not depend on chunking, order, start or mode, the
+auto mode reads the traced program, and the shared build matches the discrete network."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas import engine, spaces
+from jaxnas.engine import scoring
+from jaxnas.errors import JaxnasInputError
+from jaxnas.proxies import Proxy, get_proxy
+from jaxnas.spaces import nb201
+from tests.conftest import TINY, tiny_batch_of
+
+ARCHS = nb201.from_index(np.arange(0, 15625, 1301))  # 13 architectures
+
+
+def test_modes_agree_on_size_proxies_and_auto_picks_vmap():
+  batch = tiny_batch_of(2)
+  want_p = nb201.count_params(ARCHS, **TINY) / 1e6          # numpy, exact integers
+  want_f = nb201.count_flops(ARCHS, resolution=8, **TINY) / 1e6
+  for mode in scoring.MODES:
+    out = engine.score("nb201", ARCHS, ["params", "flops"], batch, config=TINY, chunk_size=4,
+                       mode=mode, group=2)
+    np.testing.assert_allclose(out["params"], want_p, rtol=1e-6, err_msg=mode)
+    np.testing.assert_allclose(out["flops"], want_f, rtol=1e-6, err_msg=mode)
+  fn = scoring.make_score_fn(spaces.get_space("nb201"), get_proxy("params"), TINY, "auto")
+  fn(ARCHS[:4], np.arange(4, dtype=np.int32), batch, jax.random.key(0))
+  assert fn.info["mode"] == "vmap" and fn.info["branches"] is False
+
+
+def test_conditional_detection_and_mode_resolution():
+  def branchy(i, x):
+    body = lambda c, _: (jax.lax.switch(i, [lambda v: v, lambda v: -v], c), None)
+    return jax.lax.scan(body, x, None, length=2)[0]
+  assert scoring._has_conditional(jax.make_jaxpr(branchy)(1, 2.0).jaxpr)   # nested in a scan
+  assert not scoring._has_conditional(jax.make_jaxpr(lambda x: jnp.sin(x) * 2)(1.0).jaxpr)
+  assert scoring.resolve_mode("auto", True, "cpu") == "map"
+  assert scoring.resolve_mode("auto", False, "gpu") == "vmap"
+  assert scoring.resolve_mode("hybrid", False, "cpu") == "hybrid"
+
+
+def _forward_proxy():
+  """A test proxy: the sum of the logits of the shared network (switches on the architecture)."""
+  def fn(net, variables, batch, key):
+    return jnp.sum(net.apply(variables, batch.x))
+  return Proxy("logit_sum", fn)
+
+
+def test_auto_maps_branching_proxies_and_shared_build_equals_discrete_network(monkeypatch):
+  proxy = _forward_proxy()
+  monkeypatch.setattr(scoring, "get_proxy", lambda name: proxy)
+  batch = tiny_batch_of(4)
+  archs = ARCHS[:4]
+  info = {}
+  got = np.concatenate([v for _, _, v in scoring.iter_scores(
+      "nb201", archs, "logit_sum", batch, seed=3, config=TINY, chunk_size=2, report=info)])
+  assert info["mode"] == "map" and info["branches"] is True
+  # independent computation: the discrete network of each architecture, with its parameters
+  # taken from the shared tree initialised from fold_in(key, benchmark index)
+  init = jax.jit(nb201.NB201Net(**TINY).init)
+  for arch, g in list(zip(archs, got))[1:3]:
+    k_init, _ = jax.random.split(jax.random.fold_in(jax.random.key(3), nb201.to_index(arch)))
+    v = init(k_init, batch.x, arch)
+    disc = nb201.NB201Net(**TINY, fixed_arch=tuple(int(o) for o in arch))
+    vd = {k: nb201.discrete_params(t, arch) for k, t in v.items()}
+    want = float(jnp.sum(jax.jit(disc.apply)(vd, batch.x)))
+    np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5)
+
+
+def test_scores_do_not_depend_on_chunking_order_start_or_mode():
+  batch = tiny_batch_of(2)
+  a = engine.score("nb201", ARCHS, ["l2_norm"], batch, seed=5, config=TINY, chunk_size=4,
+                   mode="map")["l2_norm"]
+  rev = engine.score("nb201", ARCHS[::-1], ["l2_norm"], batch, seed=5, config=TINY,
+                     chunk_size=5, mode="vmap")["l2_norm"][::-1]
+  np.testing.assert_allclose(rev, a, rtol=1e-6)
+  tail = list(scoring.iter_scores("nb201", ARCHS, "l2_norm", batch, seed=5, config=TINY,
+                                  chunk_size=4, mode="map", start=6))
+  assert [(lo, hi) for lo, hi, _ in tail] == [(6, 10), (10, 13)]
+  np.testing.assert_array_equal(np.concatenate([v for *_, v in tail]), a[6:])
+  # independent: the proxy on one architecture, initialised by hand
+  proxy, space = get_proxy("l2_norm"), spaces.get_space("nb201")
+  arch = ARCHS[7]
+  k_init, k_proxy = jax.random.split(jax.random.fold_in(jax.random.key(5), nb201.to_index(arch)))
+  net = spaces.Network(space, nb201.NB201Net(**TINY), arch)
+  b1 = scoring.default_batch_for(proxy, batch)
+  want = jax.jit(lambda: proxy.fn(net, net.init(k_init, b1.x), b1, k_proxy))()
+  np.testing.assert_allclose(a[7], float(want), rtol=1e-6)
+  assert len(set(np.round(a, 6))) > 5   # per-architecture values, not one repeated number
+
+
+def test_call_sizes_and_chunks():
+  assert scoring.call_size(100, 64, 1) == 64
+  assert scoring.call_size(5, 64, 4) == 8        # small runs compile for n, rounded to devices
+  assert scoring.call_size(100, 30, 4) == 32
+  assert scoring.chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(mode="fast"), "unknown scoring mode 'fast'"),
+    (dict(chunk_size=0), "chunk size must be a positive integer, got 0"),
+    (dict(archs=np.zeros((3, 5), np.int32)), "archs must have shape (n, 6), got (3, 5)"),
+    (dict(archs=np.zeros((3, 6))), "archs must hold integer op indices"),
+    (dict(archs=np.zeros((0, 6), np.int32)), "no architectures to score"),
+    (dict(ids=np.arange(2)), "ids must have shape (13,), got (2,)"),
+    (dict(mode="hybrid", group=0), "group must be a positive integer, got 0"),
+    (dict(devices=99), "devices must be between 1 and the"),
+])
+def test_bad_input(kwargs, fragment):
+  args = dict(archs=ARCHS, mode="auto")
+  args.update(kwargs)
+  archs = args.pop("archs")
+  with pytest.raises(JaxnasInputError) as e:
+    engine.score("nb201", archs, ["params"], tiny_batch_of(2), config=TINY, **args)
+  assert fragment in str(e.value)

@@ -1,0 +1,198 @@
+"""Incremental score files: atomic chunks, resume equals an uninterrupted run, corrupt, truncated,
+foreign and mismatched files are reported, shards merge into the unsharded file."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jaxnas import engine
+from jaxnas.commands import _io
+from jaxnas.engine import sharding, store
+from jaxnas.spaces import nb201
+from tests.conftest import TINY, tiny_batch_of
+
+PROXIES = ["params", "l2_norm"]
+ARCHS = nb201.from_index(np.arange(0, 15625, 313))   # 50 architectures: 7 chunks of 8 per proxy
+BATCH = tiny_batch_of(4)
+
+
+class Crash(Exception):
+  pass
+
+
+def crash_after(k):
+  """A progress callback that raises after ``k`` committed chunks (a crash between chunks)."""
+  calls = []
+
+  def cb(n):
+    calls.append(n)
+    if len(calls) >= k:
+      raise Crash
+  return cb
+
+
+def run(out, archs=ARCHS, proxies=PROXIES, **kw):
+  kw.setdefault("config", TINY)
+  return engine.score_to_file("nb201", archs, proxies, BATCH, str(out), chunk_size=8, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  out = tmp_path_factory.mktemp("ref") / "ref.csv"
+  meta = run(out)
+  return out, meta
+
+
+def test_complete_file_has_scores_settings_and_checksum(reference):
+  out, meta = reference
+  assert not os.path.exists(store.partial_path(str(out)))
+  _, scores = engine.load(str(out))
+  want = engine.score("nb201", ARCHS, PROXIES, BATCH, config=TINY, chunk_size=8)
+  for p in PROXIES:
+    np.testing.assert_array_equal(scores[p][0], nb201.to_index(ARCHS))
+    np.testing.assert_array_equal(scores[p][1], want[p])   # repr round-trips float64 exactly
+  assert _io.read_scores(str(out)).keys() == set(PROXIES)  # the plain CSV reader still works
+  with open(out) as f:
+    assert f.readline().strip() == "index,arch_str,proxy,score"
+  s = meta["settings"]
+  assert s["proxies"] == PROXIES and s["seed"] == 0 and s["batch_size"] == 4
+  assert s["proxy_settings"]["l2_norm"]["module"]["bn"] == "batch"
+  assert s["proxy_settings"]["params"]["dtype"] == "float32"
+  assert {"jax", "jaxlib", "flax", "numpy", "jaxnas"} <= set(s["versions"])
+  assert meta["state"]["complete"] and meta["state"]["rows"] == 2 * len(ARCHS)
+
+
+def test_interrupted_runs_resume_to_an_identical_file(tmp_path, reference):
+  ref, _ = reference
+  out = tmp_path / "s.csv"
+  with pytest.raises(Crash):
+    run(out, progress=crash_after(3))
+  part = store.partial_path(str(out))
+  assert not out.exists() and os.path.exists(part)
+  assert store.verify(part)["state"]["rows"] == 24   # three whole chunks, committed
+  with pytest.raises(store.OutputError, match="pass --resume to continue it"):
+    run(out)
+  with pytest.raises(Crash):   # crash again, in the second proxy
+    run(out, resume=True, progress=crash_after(6))
+  assert store.verify(part)["state"]["done"] == {"params": 50, "l2_norm": 16}
+  meta = run(out, resume=True)
+  assert out.read_bytes() == ref.read_bytes()
+  assert meta["run"]["resumes"] == 2 and not os.path.exists(part)
+  msgs = []
+  run(out, resume=True, log=msgs.append)   # complete: nothing to do
+  assert msgs == [f"{out} is already complete"]
+
+
+def test_uncommitted_bytes_are_dropped(tmp_path, reference):
+  ref, _ = reference
+  out = tmp_path / "s.csv"
+  with pytest.raises(Crash):
+    run(out, progress=crash_after(2))
+  with open(store.partial_path(str(out)), "ab") as f:   # a chunk cut off by a kill
+    f.write(b"4695,|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|no")
+  msgs = []
+  run(out, resume=True, log=msgs.append)
+  assert "dropped 55 bytes of an uncommitted chunk" in msgs[0]
+  assert out.read_bytes() == ref.read_bytes()
+
+
+def _partial_run(tmp_path, k=3):
+  out = tmp_path / "s.csv"
+  with pytest.raises(Crash):
+    run(out, progress=crash_after(k))
+  return out, store.partial_path(str(out))
+
+
+def test_corrupt_truncated_and_foreign_files_are_reported(tmp_path):
+  out, part = _partial_run(tmp_path)
+  data = open(part, "rb").read()
+  bad = bytearray(data)
+  bad[100] ^= 1
+  open(part, "wb").write(bytes(bad))
+  with pytest.raises(store.OutputError, match="is corrupt: the SHA-256"):
+    run(out, resume=True)
+  open(part, "wb").write(data[:-10])
+  with pytest.raises(store.OutputError, match="is truncated"):
+    run(out, resume=True)
+  open(part, "wb").write(data)
+  meta = open(store.meta_path(part)).read()
+  open(store.meta_path(part), "w").write(meta[:50])
+  with pytest.raises(store.OutputError, match="unreadable or corrupt"):
+    run(out, resume=True)
+  os.remove(store.meta_path(part))
+  with pytest.raises(store.OutputError, match="has no metadata sidecar"):
+    run(out, resume=True)
+  # a sidecar whose rows disagree with the file
+  m = json.loads(meta)
+  m["state"]["done"]["params"] += 8
+  store.write_json_atomic(store.meta_path(part), m)
+  with pytest.raises(store.OutputError, match="rows per proxy"):
+    run(out, resume=True)
+  # a plain CSV of another tool where the output should be
+  plain = tmp_path / "plain.csv"
+  plain.write_text("index,arch_str,proxy,score\n1,x,params,0.5\n")
+  with pytest.raises(store.OutputError, match="has no metadata sidecar"):
+    run(plain, resume=True)
+  with pytest.raises(store.OutputError, match="has no metadata sidecar"):
+    engine.load(str(plain))
+
+
+def test_complete_files_are_verified(tmp_path, reference):
+  ref, _ = reference
+  out = tmp_path / "c.csv"
+  out.write_bytes(ref.read_bytes().replace(b",params,", b",params,1", 1))
+  (tmp_path / "c.csv.meta.json").write_bytes(open(store.meta_path(str(ref)), "rb").read())
+  with pytest.raises(store.OutputError, match="corrupt"):
+    engine.load(str(out))
+  with pytest.raises(store.OutputError, match="corrupt"):
+    run(out, resume=True)
+
+
+def test_other_settings_are_reported_and_nothing_is_merged(tmp_path):
+  out, part = _partial_run(tmp_path)
+  before = open(part, "rb").read()
+  cases = [(dict(seed=1), "seed: 0 in the file vs 1 now"),
+           (dict(proxies=["params"]), "proxies: ['params', 'l2_norm'] in the file vs ['params']"),
+           (dict(archs=ARCHS[:40]), "n_archs: 50 in the file vs 40 now"),
+           (dict(config=dict(TINY, bn="none")), "config.bn: '<absent>' in the file vs 'none'")]
+  for kw, fragment in cases:
+    with pytest.raises(store.OutputError) as e:
+      run(out, resume=True, **kw)
+    assert "was written with other settings" in str(e.value) and fragment in str(e.value)
+  assert open(part, "rb").read() == before
+  run(out, overwrite=True, seed=1)   # --overwrite discards the interrupted run
+  assert engine.verify(str(out))["settings"]["seed"] == 1
+
+
+def test_shards_merge_into_the_unsharded_file(tmp_path, reference):
+  ref, ref_meta = reference
+  ids = nb201.to_index(ARCHS)
+  paths = []
+  for i in range(3):
+    share = sharding.process_share(len(ARCHS), i, 3)
+    settings = engine.make_settings("nb201", ARCHS[share], PROXIES, BATCH, config=TINY,
+                                    ids=ids[share], shard=(i, 3), all_archs=ARCHS)
+    p = tmp_path / f"s.{i}"
+    run(p, archs=ARCHS[share], ids=ids[share], settings=settings)
+    paths.append(str(p))
+  meta = engine.merge(paths[::-1], str(tmp_path / "m.csv"))
+  assert (tmp_path / "m.csv").read_bytes() == ref.read_bytes()
+  assert meta["settings"] == ref_meta["settings"]
+  assert engine.verify(str(tmp_path / "m.csv"))["state"]["complete"]
+  with pytest.raises(store.OutputError, match="need shards 0..2 of 3 exactly once"):
+    engine.merge(paths[:2], str(tmp_path / "x.csv"))
+  with pytest.raises(store.OutputError, match="given twice"):
+    engine.merge(paths + paths[:1], str(tmp_path / "x.csv"))
+
+
+def test_process_shares_cover_the_list_once():
+  for n, count in [(10, 3), (2, 5), (15625, 7)]:
+    idx = np.concatenate([np.arange(n)[sharding.process_share(n, i, count)]
+                          for i in range(count)])
+    np.testing.assert_array_equal(idx, np.arange(n))
+  assert sharding.parse_shard("1/4") == (1, 4)
+  for bad in ("4/4", "x", "1/0"):
+    with pytest.raises(store.JaxnasInputError):
+      sharding.parse_shard(bad)
