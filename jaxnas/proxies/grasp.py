@@ -10,30 +10,46 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxnas.errors import unknown
 from jaxnas.proxies import _common
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import params as P
 
 
-def hessian_gradient_product(loss_fn, params, masks):
+def hessian_gradient_product(loss_fn, params, masks, method: str = "forward"):
   """``(H g, g)`` with ``g = m * dL/dW`` held constant and ``H`` the Hessian of ``loss_fn``.
 
-  ``H g`` is the gradient of ``<dL/dW (W), stop_gradient(g)>`` (double backpropagation, as the
-  reference's ``autograd.grad(..., create_graph=True)``). Entries outside ``masks`` (elementwise 0/1)
-  are excluded from ``g``, so ``H g = H[:, S] g_S`` for the selected set ``S``.
+  Entries outside ``masks`` (elementwise 0/1) are excluded from ``g``, so ``H g = H[:, S] g_S`` for
+  the selected set ``S``.
+
+  Args:
+    loss_fn: ``loss_fn(params) -> scalar``.
+    params: parameter tree.
+    masks: elementwise-broadcastable 0/1 masks over the tree.
+    method: ``'forward'`` (default): forward-over-reverse, the JVP of ``dL/dW`` along ``g``;
+      ``'reverse'``: double backpropagation, the gradient of ``<dL/dW, stop_gradient(g)>`` (the
+      reference's ``autograd.grad(..., create_graph=True)``). Both are ``H g`` exactly (``H`` is
+      symmetric); the forward form compiles to about half the program (NB201: 19k vs 33k HLO lines).
   """
   grad = jax.grad(loss_fn)
-  g = jax.lax.stop_gradient(jax.tree_util.tree_map(lambda a, m: a * m, grad(params), masks))
+  mul = lambda a, m: a * m
+  if method == "forward":
+    g, lin = jax.linearize(grad, params)
+    g = jax.tree_util.tree_map(mul, g, masks)
+    return lin(g), g
+  if method == "reverse":
+    g = jax.lax.stop_gradient(jax.tree_util.tree_map(mul, grad(params), masks))
 
-  def inner(p):
-    return P.tree_sum(jax.tree_util.tree_map(lambda a, b: jnp.sum(a * b), grad(p), g))
+    def inner(p):
+      return P.tree_sum(jax.tree_util.tree_map(lambda a, b: jnp.sum(a * b), grad(p), g))
 
-  return jax.grad(inner)(params), g
+    return jax.grad(inner)(params), g
+  raise unknown("Hessian-vector method", method, ("forward", "reverse"))
 
 
-def grasp_score(loss_fn, params, masks):
+def grasp_score(loss_fn, params, masks, method: str = "forward"):
   """``-sum_{W in S} W * (H g)_W`` with ``g = dL/dW`` on the selected set ``S`` (``masks``)."""
-  hg, _ = hessian_gradient_product(loss_fn, params, masks)
+  hg, _ = hessian_gradient_product(loss_fn, params, masks, method)
   return -_common.masked_sum(jax.tree_util.tree_map(lambda w, h: w * h, params, hg), masks)
 
 
@@ -44,9 +60,10 @@ def grasp(net, variables, batch, key):
   ``W`` runs over the conv and dense kernels the architecture uses; ``L_CE`` is the mean
   cross-entropy of the logits divided by the temperature ``T = 1`` on the labelled minibatch (64
   in the reference); PyTorch-default init; the network's BN mode (train-mode batch statistics by
-  default). ``H g`` is computed by double backpropagation of ``<dL/dW, stop_gradient(g)>`` and
-  restricted to the weights (the reference differentiates with respect to the conv/linear weights
-  only).
+  default). ``g`` is restricted to the weights (the reference differentiates with respect to the
+  conv/linear weights only); ``H g`` is computed forward-over-reverse (the JVP of the gradient
+  along ``g``), which equals the reference's double backpropagation of ``<dL/dW, g>`` because the
+  Hessian is symmetric, at half the compile cost (:func:`hessian_gradient_product`).
 
   Sign: the reference returns ``-W * Hg`` per weight and sums it; GraSP (Wang et al.) prunes the
   weights with the *largest* ``-W * Hg``, but as an architecture score the reference (and NASLib's

@@ -1,0 +1,163 @@
+"""NB201 search evaluation: every search method over several seeds, beside the papers' numbers.
+
+For each row (a method and its options) and seed, runs ``jaxnas.search.search`` in this process and
+records the chosen architecture, its benchmark test accuracy after 200 epochs on CIFAR-10 and
+CIFAR-100 (``cifar10_test200``, ``cifar100_test200``; never the 12-epoch table) and the search's
+wall time on this machine. The first seed of a row pays JAX compilation; later seeds reuse the
+compiled functions, so both the first (cold) and the mean time are reported.
+
+Writes ``experiments/results/nb201_search.json`` (every seed, rewritten after each one, so a long
+run can be resumed with ``--resume``) and ``nb201_search.md`` (the table).
+
+Usage::
+
+  python experiments/nb201_search.py                       # every row, 10 seeds
+  python experiments/nb201_search.py --rows freedarts,nasi --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from jaxnas import benchmarks, search
+from jaxnas.spaces import nb201
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+HNAS_SCORES = os.path.join(RESULTS, "nb201_hnas_metrics.csv")
+
+#: label -> (method, options, paper C10 (mean, std or None, source), note)
+ROWS = {
+    "freedarts": ("freedarts", {}, None,
+                  "SynFlow-on-alpha one-shot, full supernet (C=16, N=5)"),
+    "freedarts-snip": ("freedarts", {"criterion": "snip"}, (92.24, None, "FreeDARTS SNIP nb"),
+                       "one labelled batch of 64"),
+    "freedarts-grasp": ("freedarts", {"criterion": "grasp"}, (93.53, None, "FreeDARTS GraSP nb"),
+                        "one labelled batch of 64, one Adam step"),
+    "freenas": ("freenas", {}, None, "FreeFlow, iterative pruning (3 rounds + final)"),
+    "nasi": ("nasi", {}, (93.55, 0.10, "RoBoT Table 2"),
+             "reduced supernet C=8, N=1; T=20 steps of b=32"),
+    "tenas": ("tenas", {}, (93.90, 0.47, "RoBoT Table 2"),
+              "kappa on C=3,N=1 (72 images), regions on C=1,N=1 (1000 crops), 3 repeats"),
+    "hnas": ("hnas", {"scores_file": HNAS_SCORES}, (94.04, 0.21, "RoBoT Table 2"),
+             "metrics precomputed on a fixed sample (see json)"),
+    "random-epsilon": ("random", {"proxy": "epsilon", "n": 100}, (93.86, None, "epsinas N=1000"),
+                       "N=100 (paper N=1000)"),
+    "random-nwot": ("random", {"proxy": "nwot", "n": 100}, (92.96, 0.81, "NASWOT N=1000"),
+                    "N=100 (paper N=1000)"),
+}
+OPTIMUM = 94.37
+
+
+def run_row(label, seeds, done, log):
+  method, options, _, _ = ROWS[label]
+  out = done.get(label, [])
+  have = {r["seed"] for r in out}
+  for seed in seeds:
+    if seed in have:
+      continue
+    load0, cpu0 = os.getloadavg()[0], time.process_time()
+    res = search.search(method, "nb201", seed=seed, **options)
+    idx = int(nb201.to_index(res.arch))
+    rec = dict(seed=seed, arch_str=res.arch_str, index=idx, seconds=res.seconds,
+               cpu_seconds=time.process_time() - cpu0, load_before=load0,
+               load_after=os.getloadavg()[0],
+               cifar10_test200=float(benchmarks.accuracy(idx, "cifar10_test200")),
+               cifar100_test200=float(benchmarks.accuracy(idx, "cifar100_test200")),
+               extra={k: v for k, v in res.extra.items() if not isinstance(v, list)})
+    out.append(rec)
+    log(f"{label:<16} seed {seed}: {rec['cifar10_test200']:.2f} / {rec['cifar100_test200']:.2f} "
+        f"{res.seconds:7.1f} s  {res.arch_str}")
+    done[label] = out
+    yield
+
+
+def summarise(done):
+  rows = []
+  for label, recs in done.items():
+    if not recs or label not in ROWS:
+      continue
+    recs = sorted(recs, key=lambda r: r["seed"])
+    c10 = np.array([r["cifar10_test200"] for r in recs])
+    c100 = np.array([r["cifar100_test200"] for r in recs])
+    sec = np.array([r["seconds"] for r in recs])
+    cpu = np.array([r.get("cpu_seconds", np.nan) for r in recs])
+    load = np.array([r.get("load_before", np.nan) for r in recs])
+    paper = ROWS[label][2]
+    rows.append(dict(label=label, method=ROWS[label][0], options=ROWS[label][1],
+                     note=ROWS[label][3], seeds=len(recs), c10_mean=c10.mean(), c10_std=c10.std(),
+                     c100_mean=c100.mean(), c100_std=c100.std(), seconds_first=sec[0],
+                     seconds_mean=sec.mean(), cpu_seconds_mean=float(np.nanmean(cpu)),
+                     load_mean=float(np.nanmean(load)),
+                     distinct_archs=len({r["index"] for r in recs}),
+                     paper=paper))
+  return rows
+
+
+def table(rows) -> str:
+  head = ("| method | seeds | C10 test (%) | C100 test (%) | search s (first / mean) | CPU s "
+          "(mean) | load | paper C10 | setting |\n|---|---|---|---|---|---|---|---|---|")
+  lines = [head]
+  for r in rows:
+    p = r["paper"]
+    paper = "" if p is None else (f"{p[0]:.2f}" + (f" +- {p[1]:.2f}" if p[1] is not None else "")
+                                  + f" ({p[2]})")
+    lines.append(f"| {r['label']} | {r['seeds']} | {r['c10_mean']:.2f} +- {r['c10_std']:.2f} | "
+                 f"{r['c100_mean']:.2f} +- {r['c100_std']:.2f} | {r['seconds_first']:.1f} / "
+                 f"{r['seconds_mean']:.1f} | {r['cpu_seconds_mean']:.1f} | {r['load_mean']:.1f} | "
+                 f"{paper} | {r['note']} |")
+  lines.append(f"| optimum | | {OPTIMUM:.2f} | 73.51 | | | | 94.37 | best of the 15,625 cells |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--rows", default=",".join(ROWS))
+  ap.add_argument("--seeds", type=int, default=10)
+  ap.add_argument("--resume", action="store_true", help="keep seeds already in the JSON")
+  ap.add_argument("--out", default=os.path.join(RESULTS, "nb201_search"))
+  args = ap.parse_args(argv)
+  labels = [r for r in args.rows.split(",") if r]
+  for r in labels:
+    if r not in ROWS:
+      ap.error(f"unknown row {r!r}; allowed: {', '.join(ROWS)}")
+  os.makedirs(os.path.dirname(args.out), exist_ok=True)
+  doc = {"rows": {}}
+  if args.resume and os.path.exists(args.out + ".json"):
+    with open(args.out + ".json") as f:
+      doc = json.load(f)
+  done = doc["rows"]
+  doc["machine"] = dict(platform=platform.platform(), cpus=os.cpu_count(),
+                        python=sys.version.split()[0])
+
+  def log(msg):
+    print(msg, flush=True)
+
+  def save():
+    doc["summary"] = summarise(done)
+    tmp = args.out + ".json.tmp"
+    with open(tmp, "w") as f:
+      json.dump(doc, f, indent=1)
+    os.replace(tmp, args.out + ".json")
+    with open(args.out + ".md", "w") as f:
+      f.write("NB201 search (CIFAR-10 / CIFAR-100 200-epoch test accuracy of the found cell, "
+              "mean +- std over seeds; wall time on this machine)\n\n" + table(doc["summary"])
+              + "\n")
+
+  for label in labels:
+    t0 = time.perf_counter()
+    for _ in run_row(label, range(args.seeds), done, log):
+      save()
+    log(f"{label}: {time.perf_counter() - t0:.0f} s")
+  save()
+  print(table(doc["summary"]))
+
+
+if __name__ == "__main__":
+  main()

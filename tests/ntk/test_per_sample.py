@@ -1,0 +1,137 @@
+"""Per-sample gradient semantics: TE-NAS rows, HNAS shares (autograd-hacks), independent samples.
+
+Independent references: a toy conv-BN-ReLU-pool-dense network written twice, once as a batched
+function (the route under test) and once with an explicit parameter copy per sample and explicit
+batch statistics (the definition of HNAS' shares); explicit per-sample gradient loops.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas import spaces
+from jaxnas.errors import JaxnasInputError
+from jaxnas.ntk import per_sample
+from jaxnas.spaces import ops
+from jaxnas.spaces import params as P
+from jaxnas.spaces.nb201_net import NB201Net
+from tests.conftest import TINY, tiny_batch_of, tiny_net
+
+B, K = 5, 3
+
+
+def _toy_params(key):
+  k1, k2, k3, k4 = jax.random.split(key, 4)
+  return {"conv": jax.random.normal(k1, (3, 3, 2, 4)) * 0.4, "conv_b": jax.random.normal(k2, (4,)),
+          "dense": jax.random.normal(k3, (4, K)) * 0.5, "dense_b": jax.random.normal(k4, (K,))}
+
+
+def _toy_apply(p, x, bn="batch"):
+  z = ops.conv2d(x, p["conv"], padding=1) + p["conv_b"]
+  z, _ = ops.batch_norm(z, None, None, None, bn)  # looked up at call time, as NB201Net does
+  h = jnp.mean(jax.nn.relu(z), axis=(1, 2))
+  return h @ p["dense"] + p["dense_b"]
+
+
+def _toy_shares_by_definition(p, x, cot):
+  """d S / d theta_i with explicit per-sample parameter copies and explicit batch statistics."""
+  stacked = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B,) + a.shape), p)
+
+  def total(st):
+    z = jax.vmap(lambda xi, k, b: ops.conv2d(xi[None], k, padding=1)[0] + b)(
+        x, st["conv"], st["conv_b"])
+    mean = jnp.mean(z, axis=(0, 1, 2))
+    var = jnp.mean((z - mean) ** 2, axis=(0, 1, 2))
+    h = jnp.mean(jax.nn.relu((z - mean) / jnp.sqrt(var + 1e-5)), axis=(1, 2))
+    out = jnp.einsum("bc,bck->bk", h, st["dense"]) + st["dense_b"]
+    return jnp.sum(out * cot)
+
+  return jax.grad(total)(stacked)
+
+
+@pytest.fixture(scope="module")
+def toy():
+  x = jax.random.normal(jax.random.key(1), (B, 6, 6, 2))
+  cot = jax.nn.one_hot(jnp.array([0, 2, 1, 1, 0]), K)
+  return _toy_params(jax.random.key(0)), x, cot
+
+
+def _close(a, b, tol=1e-4):
+  """Leaf-wise closeness with an absolute tolerance relative to the largest entry of ``b`` (the
+  conv bias gradients are zero up to rounding: BN removes a shift)."""
+  scale = max(float(jnp.max(jnp.abs(lb))) for lb in jax.tree_util.tree_leaves(b))
+  for la, lb in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_allclose(la, lb, rtol=tol, atol=tol * scale)
+
+
+def test_shares_equal_explicit_parameter_copies(toy):
+  p, x, cot = toy
+  got = jax.jit(lambda p: per_sample.per_sample_grads(_toy_apply, p, x, cot, "shares"))(p)
+  _close(got, _toy_shares_by_definition(p, x, cot))
+  # autograd-hacks' formula for the last layer: share_i(W) = h_i (x) c_i, share_i(b) = c_i
+  np.testing.assert_allclose(got["dense_b"], cot, atol=1e-6)
+
+
+def test_rows_and_independent_equal_explicit_loops(toy):
+  p, x, cot = toy
+  rows = jax.jit(lambda p: per_sample.per_sample_grads(_toy_apply, p, x, cot, "rows"))(p)
+  indep = jax.jit(lambda p: per_sample.per_sample_grads(
+      lambda q, xx: _toy_apply(q, xx, "none"), p, x, cot, "independent"))(p)
+  for i in range(B):
+    gi = jax.grad(lambda q: jnp.sum(_toy_apply(q, x)[i] * cot[i]))(p)
+    _close(jax.tree_util.tree_map(lambda a: a[i], rows), gi)
+    hi = jax.grad(lambda q: jnp.sum(_toy_apply(q, x[i:i + 1], "none")[0] * cot[i]))(p)
+    _close(jax.tree_util.tree_map(lambda a: a[i], indep), hi)
+
+
+def test_semantics_differ_under_batch_bn_and_coincide_without(toy):
+  p, x, cot = toy
+  grads = {s: jax.jit(lambda p, s=s: per_sample.per_sample_grads(_toy_apply, p, x, cot, s))(p)
+           for s in ("rows", "shares")}
+  diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+      jax.tree_util.tree_leaves(grads["rows"]), jax.tree_util.tree_leaves(grads["shares"])))
+  assert diff > 1e-2
+  # both decompose the batch gradient of S = sum_i <c_i, f(X)_i>
+  full = jax.grad(lambda q: jnp.sum(_toy_apply(q, x) * cot))(p)
+  for g in grads.values():
+    _close(jax.tree_util.tree_map(lambda a: a.sum(0), g), full)
+  no_bn = lambda q, xx: _toy_apply(q, xx, "none")
+  ref = per_sample.per_sample_grads(no_bn, p, x, cot, "independent")
+  for s in ("rows", "shares"):
+    _close(jax.jit(lambda p, s=s: per_sample.per_sample_grads(no_bn, p, x, cot, s))(p), ref)
+
+
+def test_nb201_hnas_vs_tenas_semantics():
+  """On the tiny NB201 network (discrete build, quick to compile; the shared build's shares are
+  tested through the hnas proxies): rows != shares with batch-statistics BN; equal in eval mode."""
+  batch = tiny_batch_of(6)
+  cot = jax.nn.one_hot(batch.y, 10)
+  arch = (3, 1, 2, 4, 3, 1)
+
+  def grams(bn):
+    net = spaces.Network(spaces.get_space("nb201"), NB201Net(**TINY, bn=bn, fixed_arch=arch), None)
+
+    def fn(x):
+      v = net.init(jax.random.key(0), x)
+      sel = P.select(v["params"], P.WEIGHTS_AND_BIASES)
+      return [per_sample.gram(per_sample.network_grads(net, v, x, cot, s, select=sel))
+              for s in ("rows", "shares")]
+    return jax.jit(fn)(batch.x)
+
+  rows, shares = grams("batch")
+  assert float(jnp.max(jnp.abs(rows - shares)) / jnp.max(jnp.abs(rows))) > 1e-2
+  rows, shares = grams("running")
+  np.testing.assert_allclose(shares, rows, rtol=2e-4, atol=1e-4 * float(jnp.max(rows)))
+
+
+def test_bad_inputs_are_refused(toy):
+  p, x, cot = toy
+  with pytest.raises(JaxnasInputError, match="semantics"):
+    per_sample.per_sample_grads(_toy_apply, p, x, cot, "per_layer")
+  with pytest.raises(JaxnasInputError, match="rows"):
+    per_sample.per_sample_grads(_toy_apply, p, x, cot[:2], "rows")
+  net = tiny_net(np.ones(6, np.int32))
+  with pytest.raises(JaxnasInputError, match="independent"):
+    per_sample.network_grads(net, {"params": {}}, jnp.zeros((2, 8, 8, 3)), jnp.zeros((2, 10)),
+                             "independent")
