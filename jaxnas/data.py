@@ -91,6 +91,32 @@ def _bundled(split: str):
   return d[f"x_{split}"], d[f"y_{split}"].astype(np.int32)
 
 
+#: Where tensorflow-datasets downloads each dataset from (probed before a download is tried).
+_DOWNLOAD_HOSTS = {"cifar10": "www.cs.toronto.edu", "cifar100": "www.cs.toronto.edu"}
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+  """Whether a TCP connection to ``host`` opens within ``timeout`` s (DNS included).
+
+  Without it, an offline ``download_and_prepare`` spends minutes in retries before failing.
+  """
+  import socket
+  import threading
+  ok = []
+
+  def probe():
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      ok.append(True)
+    except OSError:
+      pass
+
+  t = threading.Thread(target=probe, daemon=True)
+  t.start()
+  t.join(timeout + 1.0)
+  return bool(ok)
+
+
 @functools.lru_cache(maxsize=4)
 def _tfds(name: str, split: str, data_dir: Optional[str]):
   import tensorflow_datasets as tfds  # heavy (TensorFlow): imported only here
@@ -98,6 +124,14 @@ def _tfds(name: str, split: str, data_dir: Optional[str]):
   where = data_dir or "~/tensorflow_datasets"
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
+    host = _DOWNLOAD_HOSTS.get(name, "storage.googleapis.com")
+    if os.environ.get("JAXNAS_TFDS_DOWNLOAD", "1") == "0" or not _reachable(host):
+      raise JaxnasInputError(
+          f"tensorflow-datasets dataset {name!r} is not prepared in {where} and cannot be "
+          f"downloaded here ({host} is not reachable"
+          f"{' or JAXNAS_TFDS_DOWNLOAD=0' if os.environ.get('JAXNAS_TFDS_DOWNLOAD') == '0' else ''}"
+          f"). Prepare it on a machine with internet (`tfds build {name} --data_dir DIR`), point "
+          f"--data-dir / TFDS_DATA_DIR at it, or use --dataset cifar10-bundled")
     try:
       builder.download_and_prepare()
     except Exception as e:  # no network, missing extras, ...: say what to do instead

@@ -135,3 +135,19 @@ def test_list_shows_every_kind(capsys):
   assert code == 0
   for word in ("spaces:", "nb201", "proxies:", "params", "flops", "datasets:", "cifar10-bundled"):
     assert word in stdout
+
+
+def test_quickstart_prints_the_correlation_table(capsys):
+  code, out, _ = run(["quickstart", "--sample", "30", "--proxies", "params,flops"], capsys)
+  assert code == 0
+  assert "30 NB201 architectures" in out and "cifar10_test200" in out
+  # the params rows carry real Spearman values (params correlates positively with accuracy)
+  rows = [l.split() for l in out.splitlines() if l.startswith("params ")]
+  assert len(rows) == 2 and all(0.3 < float(r[2]) <= 1.0 for r in rows), rows
+
+
+def test_quickstart_default_proxies_are_registered():
+  from jaxnas.commands import quickstart
+  from jaxnas.proxies import get_proxy
+  for p in quickstart.DEFAULT_PROXIES.split(","):
+    get_proxy(p)

@@ -10,7 +10,7 @@ from jaxnas.commands import _io
 
 NAME = "quickstart"
 HELP = "the main job: score a sample of NB201 on bundled CIFAR-10 and correlate with ground truth"
-DEFAULT_PROXIES = "params,flops"
+DEFAULT_PROXIES = "params,flops,synflow"
 
 
 def add_arguments(s):

@@ -1,0 +1,102 @@
+"""Fits the ``ensemble`` proxy's coefficients and reports it on data it never saw.
+
+Fit set: one half (seeded) of the uniform NB201 architectures in the correlation study's
+``subset+1000`` set that are *not* in the 500-architecture subset; target: their CIFAR-100 200-epoch
+test accuracy (``cifar100_test200``), as a standardised rank. Members' scores are transformed
+(``log`` for SynFlow and #params, identity for NASWOT), standardised on the fit half, and the weights
+are the least-squares coefficients of the standardised target rank on them.
+
+Held out, and reported: the other uniform half (CIFAR-10 and CIFAR-100 test accuracy: an unbiased
+estimate of whole-space rank correlation), and the 500-architecture subset (CIFAR-10 validation
+accuracy, NASLib's protocol). Writes ``jaxnas/_assets/ensemble.json`` (the coefficients the proxy
+uses, with the fit set and the held-out figures) and ``experiments/results/ensemble.json``.
+
+  python experiments/fit_ensemble.py                 # after nb201_correlation.py has scored the members
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from jaxnas import benchmarks
+from jaxnas.benchmarks import nb201 as bench
+from jaxnas.proxies import ensemble as E
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MEMBERS = (("synflow", "log"), ("nwot", "identity"), ("params", "log"))
+
+
+def read(path):
+  import csv
+  with open(path, newline="") as f:
+    return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
+
+
+def zrank(a):
+  r = np.argsort(np.argsort(a)).astype(np.float64)
+  return (r - r.mean()) / r.std()
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--scores", default=os.path.join(HERE, "results", "correlation"))
+  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--asset", default=os.path.join(HERE, "..", "jaxnas", "_assets", E.ASSET))
+  ap.add_argument("--out", default=os.path.join(HERE, "results", "ensemble.json"))
+  a = ap.parse_args()
+  scores = {m: read(os.path.join(a.scores, f"scores_{m}.csv")) for m, _ in MEMBERS}
+  common = sorted(set.intersection(*(set(s) for s in scores.values())))
+  sub = set(bench.subset_indices().tolist())
+  uniform = np.array([i for i in common if i not in sub])
+  subset = np.array([i for i in common if i in sub])
+  perm = np.random.default_rng(a.seed).permutation(len(uniform))
+  fit, held = np.sort(uniform[perm[: len(uniform) // 2]]), np.sort(uniform[perm[len(uniform) // 2:]])
+  feats = lambda idx: {m: np.array([scores[m][i] for i in idx]) for m, _ in MEMBERS}
+  fx = feats(fit)
+  members = []
+  cols = []
+  for m, t in MEMBERS:
+    v = E._transform(fx[m], t, np)
+    members.append({"name": m, "transform": t, "mean": float(v.mean()), "std": float(v.std())})
+    cols.append((v - v.mean()) / v.std())
+  X = np.stack(cols, 1)
+  y = zrank(benchmarks.accuracy(fit, "cifar100_test200"))
+  w, *_ = np.linalg.lstsq(X, y, rcond=None)
+  for m, wi in zip(members, w):
+    m["weight"] = float(wi)
+  spec = {"members": members}
+
+  def report(idx, truth):
+    s = E.combine(feats(idx), spec)
+    acc = benchmarks.accuracy(idx, truth)
+    out = {"n": int(len(idx)), "ensemble": benchmarks.spearman(s, acc)}
+    for m, _ in MEMBERS:
+      out[m] = benchmarks.spearman(feats(idx)[m], acc)
+    return out
+
+  figures = {
+      "fit_half_cifar100_test200": report(fit, "cifar100_test200"),
+      "heldout_half_cifar10_test200": report(held, "cifar10_test200"),
+      "heldout_half_cifar100_test200": report(held, "cifar100_test200"),
+      "subset_cifar10_val200": report(subset, "cifar10_val200"),
+      "subset_cifar10_test200": report(subset, "cifar10_test200"),
+  }
+  spec["fit"] = {"target": "cifar100_test200 (standardised rank), least squares",
+                 "architectures": "half of the uniform non-subset part of subset+1000 "
+                                  f"(seed {a.seed}), n={len(fit)}",
+                 "fit_indices": fit.tolist()}
+  spec["heldout"] = figures
+  with open(a.asset, "w") as f:
+    json.dump(spec, f, indent=1)
+  with open(a.out, "w") as f:
+    json.dump({"members": members, "figures": figures}, f, indent=1)
+  print("weights:", {m["name"]: round(m["weight"], 3) for m in members})
+  for k, v in figures.items():
+    print(f"{k:32s} n={v['n']:4d}  " + "  ".join(f"{m}={v[m]:.3f}" for m in ["ensemble"] +
+                                                  [m for m, _ in MEMBERS]))
+
+
+if __name__ == "__main__":
+  main()
