@@ -75,7 +75,7 @@ def read_done(path):
     return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
 
 
-def score_proxy(proxy, indices, out_dir, batch, seed, chunk):
+def score_proxy(proxy, indices, out_dir, batch, seed, chunk, config=None):
   path = os.path.join(out_dir, f"scores_{proxy}.csv")
   done = read_done(path)
   todo = np.array([i for i in indices if i not in done], np.int64)
@@ -88,7 +88,8 @@ def score_proxy(proxy, indices, out_dir, batch, seed, chunk):
     for s in range(0, len(todo), chunk):
       idx = todo[s:s + chunk]
       archs = nb201.from_index(idx)
-      res = engine.score("nb201", archs, [proxy], batch, seed=seed, chunk_size=chunk)[proxy]
+      res = engine.score("nb201", archs, [proxy], batch, seed=seed, chunk_size=chunk,
+                         config=config)[proxy]
       for i, a, v in zip(idx, archs, res):
         w.writerow((int(i), nb201.decode(a), proxy, repr(float(v))))
         done[int(i)] = float(v)
@@ -160,6 +161,9 @@ def main():
   p.add_argument("--chunk", type=int, default=32)
   p.add_argument("--out", default="experiments/results/correlation")
   p.add_argument("--table-only", action="store_true")
+  p.add_argument("--config", default="", help="network overrides, e.g. N=1 (reduced size; use "
+                 "a separate --out)")
+  p.add_argument("--resolution", type=int, default=32, help="average-pool images to RxR")
   a = p.parse_args()
   os.makedirs(a.out, exist_ok=True)
   if not a.table_only:
@@ -169,8 +173,13 @@ def main():
       proxy = get_proxy(name)
       bs = proxy.batch_size or a.batch_size
       batch = data.minibatch("cifar10-bundled", bs, seed=a.seed)
+      if a.resolution != 32:
+        f = 32 // a.resolution
+        batch = data.Batch(batch.x.reshape(bs, a.resolution, f, a.resolution, f, 3).mean((2, 4)),
+                           batch.y)
       print(f"{name}: {len(idx)} architectures, batch {bs}", flush=True)
-      score_proxy(name, idx, a.out, batch, a.seed, a.chunk)
+      config = {k: int(v) for k, v in (kv.split("=") for kv in _io.split(a.config))}
+      score_proxy(name, idx, a.out, batch, a.seed, a.chunk, config or None)
   table(a.out, a.seed)
 
 

@@ -51,6 +51,14 @@ ROWS = {
                        "N=100 (paper N=1000)"),
     "random-nwot": ("random", {"proxy": "nwot", "n": 100}, (92.96, 0.81, "NASWOT N=1000"),
                     "N=100 (paper N=1000)"),
+    "random-synflow": ("random", {"proxy": "synflow", "n": 100}, None,
+                       "N=100 uniformly drawn, best SynFlow"),
+    "rea-synflow": ("rea", {"proxy": "synflow", "n": 100, "population": 20, "sample_size": 5},
+                    None, "100 evaluations, population 20, tournament 5, SynFlow fitness"),
+    "hnas-small": ("hnas", {"config": {"C": 8, "N": 1}, "resolution": 16, "batch_size": 32,
+                            "pool": 100, "queries": 10},
+                   (94.04, 0.21, "RoBoT Table 2"),
+                   "metrics on demand at C=8, N=1, 16x16, batch 32; pool 100 per query, 10 queries"),
 }
 OPTIMUM = 94.37
 
