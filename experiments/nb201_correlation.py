@@ -69,7 +69,7 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_done(path):
-  if not os.path.exists(path):
+  if not os.path.exists(path) or os.path.getsize(path) == 0:  # a run killed before its header
     return {}
   with open(path, newline="") as f:
     return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
@@ -79,7 +79,7 @@ def score_proxy(proxy, indices, out_dir, batch, seed, chunk, config=None):
   path = os.path.join(out_dir, f"scores_{proxy}.csv")
   done = read_done(path)
   todo = np.array([i for i in indices if i not in done], np.int64)
-  new = not os.path.exists(path)
+  new = not os.path.exists(path) or os.path.getsize(path) == 0
   t0, n0 = time.perf_counter(), 0
   with open(path, "a", newline="") as f:
     w = csv.writer(f)
@@ -110,6 +110,8 @@ def table(out_dir, seed):
       continue
     proxy = fn[len("scores_"):-4]
     done = read_done(os.path.join(out_dir, fn))
+    if len(done) < 3:
+      continue
     idx = np.array(sorted(done))
     s = np.array([done[i] for i in idx])
     orient = 1.0 if get_proxy(proxy).higher_is_better else -1.0
