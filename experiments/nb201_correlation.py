@@ -33,6 +33,7 @@ import numpy as np
 from jaxnas import benchmarks, data, engine
 from jaxnas.benchmarks import nb201 as bench
 from jaxnas.commands import _io
+from jaxnas.commands.score import downsample
 from jaxnas.proxies import get_proxy, list_proxies
 from jaxnas.spaces import nb201
 
@@ -170,17 +171,13 @@ def main():
   os.makedirs(a.out, exist_ok=True)
   if not a.table_only:
     names = list_proxies() if a.proxies == "all" else _io.split(a.proxies)
+    config = {k: int(v) for k, v in (kv.split("=") for kv in _io.split(a.config))}
     idx, _ = arch_set(a.set, a.seed)
     for name in names:
       proxy = get_proxy(name)
       bs = proxy.batch_size or a.batch_size
-      batch = data.minibatch("cifar10-bundled", bs, seed=a.seed)
-      if a.resolution != 32:
-        f = 32 // a.resolution
-        batch = data.Batch(batch.x.reshape(bs, a.resolution, f, a.resolution, f, 3).mean((2, 4)),
-                           batch.y)
+      batch = downsample(data.minibatch("cifar10-bundled", bs, seed=a.seed), a.resolution)
       print(f"{name}: {len(idx)} architectures, batch {bs}", flush=True)
-      config = {k: int(v) for k, v in (kv.split("=") for kv in _io.split(a.config))}
       score_proxy(name, idx, a.out, batch, a.seed, a.chunk, config or None)
   table(a.out, a.seed)
 

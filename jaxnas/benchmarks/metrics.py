@@ -33,6 +33,18 @@ def spearman(scores, truth) -> float:
   return float(scipy.stats.spearmanr(s, t).statistic)
 
 
+def pearson(scores, truth) -> float:
+  """Pearson correlation of the finite pairs; NaN if fewer than 3 pairs.
+
+  >>> round(pearson([1.0, 2.0, 3.0], [2.0, 4.0, 6.5]), 4)
+  0.9979
+  """
+  s, t = _pairs(scores, truth)
+  if len(s) < 3:
+    return float("nan")
+  return float(scipy.stats.pearsonr(s, t).statistic)
+
+
 def kendall(scores, truth) -> float:
   """Kendall tau-b; NaN if fewer than 3 pairs.
 

@@ -15,10 +15,9 @@ so adding a proxy means adding one file (and its test)::
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable, NamedTuple, Optional
 
+from jaxnas._plugins import import_submodules
 from jaxnas.errors import unknown
 
 
@@ -77,10 +76,7 @@ def load_all() -> None:
   global _loaded
   if _loaded:
     return
-  import jaxnas.proxies as pkg
-  for m in pkgutil.iter_modules(pkg.__path__):
-    if m.name not in _SKIP and not m.name.startswith("_"):
-      importlib.import_module(f"{pkg.__name__}.{m.name}")
+  import_submodules("jaxnas.proxies", _SKIP)
   _loaded = True
 
 

@@ -19,12 +19,11 @@ al. 2021), ``random`` and ``rea`` (proxy-guided random search and regularised ev
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable, NamedTuple
 
 import jax
 
+from jaxnas._plugins import import_submodules
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.search.result import SearchResult, to_json, write_json
 
@@ -75,10 +74,7 @@ def load_all() -> None:
   global _loaded
   if _loaded:
     return
-  import jaxnas.search as pkg
-  for m in pkgutil.iter_modules(pkg.__path__):
-    if m.name not in _SKIP and not m.name.startswith("_"):
-      importlib.import_module(f"{pkg.__name__}.{m.name}")
+  import_submodules("jaxnas.search", _SKIP)
   _loaded = True
 
 

@@ -78,7 +78,7 @@ def arch_quantities(cfg, archs) -> dict:
 def agnostic_and_accuracy(cfg, archs, q) -> dict:
   """Spearman correlations of the study (headline keys as in the theory JSON)."""
   acc = benchmarks.accuracy(nb201.to_index(archs), TRUTH)
-  s = common.spearman
+  s = benchmarks.spearman
   res = {
       "nasi_vs_exact_trace_spearman": s(q["nasi"], q["trace_batch"]),
       "data_agnostic_spearman_gaussian": s(q["nasi"], q["nasi_gaussian"]),
@@ -92,8 +92,8 @@ def agnostic_and_accuracy(cfg, archs, q) -> dict:
           "data_agnostic_eval_bn_estimate": s(q["nasi_eval"], q["nasi_eval_gaussian"]),
           "label_agnostic_eval_bn_estimate": s(q["nasi_eval"], q["nasi_eval_random_labels"]),
           "data_agnostic_exact_eval_trace": s(q["trace_running"], q["trace_running_gaussian"]),
-          "label_agnostic_pearson": common.pearson(q["nasi"], q["nasi_random_labels"]),
-          "data_agnostic_pearson": common.pearson(q["nasi"], q["nasi_gaussian"]),
+          "label_agnostic_pearson": benchmarks.pearson(q["nasi"], q["nasi_random_labels"]),
+          "data_agnostic_pearson": benchmarks.pearson(q["nasi"], q["nasi_gaussian"]),
       },
   }
   acc_corr = {}

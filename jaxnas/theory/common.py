@@ -8,7 +8,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
 from jaxnas import data
 from jaxnas.spaces import Network, get_space, nb201
@@ -84,22 +83,6 @@ def discrete(config: dict, arch, batch, seed: int):
   variables = {k: nb201.discrete_params(t, a) for k, t in shared.items()}
   module = space.model(**config, fixed_arch=tuple(int(v) for v in a))
   return Network(space, module, None), variables
-
-
-def spearman(a, b) -> float:
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  ok = np.isfinite(a) & np.isfinite(b)
-  if ok.sum() < 3:
-    return float("nan")
-  return float(scipy.stats.spearmanr(a[ok], b[ok]).statistic)
-
-
-def pearson(a, b) -> float:
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  ok = np.isfinite(a) & np.isfinite(b)
-  if ok.sum() < 3:
-    return float("nan")
-  return float(scipy.stats.pearsonr(a[ok], b[ok]).statistic)
 
 
 def rel_diff(a, b) -> float:

@@ -23,6 +23,7 @@ import numpy as np
 from jaxnas import engine
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import list_proxies
+from jaxnas import benchmarks
 from jaxnas.theory import common
 
 EXPONENTS = {"grad_norm": 1, "snip": 1, "grasp": 2, "synflow": 1}
@@ -47,9 +48,9 @@ def hnas_bounds(cfg, scores) -> dict:
     m = np.abs(scores[name])
     ok = np.isfinite(m) & np.isfinite(m_trace) & (m > 0) & (m_trace > 0)
     lx, ly = np.log(m_trace[ok]), np.log(m[ok])
-    r = common.pearson(lx, ly)
+    r = benchmarks.pearson(lx, ly)
     pearsons[name] = r
-    entry = {"pearson_log_log": r, "spearman": common.spearman(scores[name], m_trace),
+    entry = {"pearson_log_log": r, "spearman": benchmarks.spearman(scores[name], m_trace),
              "n_used": int(ok.sum()), "n_left_out": int((~ok).sum()),
              "n_negative": int(np.sum(scores[name] < 0))}
     if ok.sum() >= 4:

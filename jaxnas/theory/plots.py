@@ -105,7 +105,7 @@ def agnostic(q, res, path):
     ok = (x > 0) & (y > 0)
     ax.scatter(x[ok], y[ok], s=8)
     ax.set(xscale="log", yscale="log", xlabel=a, ylabel=b)
-    from jaxnas.theory.common import spearman
+    from jaxnas.benchmarks import spearman
     ax.set_title(f"{title}: Spearman {spearman(x, y):.3f}", fontsize=9)
   _save(fig, path)
 
@@ -116,7 +116,7 @@ def accuracy(q, res, path):
   keys = ["trace_batch", "cond_batch", "lambda_min_batch", "nasi_loss_batch",
           "trace_running", "cond_running", "lambda_min_running", "nasi_loss_running"]
   fig, axes = plt.subplots(2, 4, figsize=(13, 6))
-  from jaxnas.theory.common import spearman
+  from jaxnas.benchmarks import spearman
   for ax, k in zip(axes.ravel(), keys):
     v = np.asarray(q[k])
     ok = v > 0
