@@ -31,6 +31,10 @@ from jaxnas.spaces import nb201
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 HNAS_SCORES = os.path.join(RESULTS, "nb201_hnas_metrics.csv")
+#: How HNAS_SCORES is made (the 'hnas' row needs it; about 10 min on this CPU).
+HNAS_SCORES_COMMAND = ("jaxnas score --space nb201 --proxies hnas_trace,hnas_cond --sample 1000 "
+                       "--seed 0 --config C=8,N=1 --resolution 16 --batch-size 32 --out "
+                       "experiments/results/nb201_hnas_metrics.csv")
 
 #: label -> (method, options, paper C10 (mean, std or None, source), note)
 ROWS = {
@@ -45,8 +49,13 @@ ROWS = {
              "reduced supernet C=8, N=1; T=20 steps of b=32"),
     "tenas": ("tenas", {}, (93.90, 0.47, "RoBoT Table 2"),
               "kappa on C=3,N=1 (72 images), regions on C=1,N=1 (1000 crops), 3 repeats"),
+    "tenas-small": ("tenas", {"ntk_batch": 16, "ntk_chunk": 16, "resolution": 16, "repeats": 1,
+                              "region_samples": 500},
+                    (93.90, 0.47, "RoBoT Table 2"),
+                    "kappa on 16 images at 16x16 (paper 72 at 32x32), 500 crops, 1 repeat (paper 3)"),
     "hnas": ("hnas", {"scores_file": HNAS_SCORES}, (94.04, 0.21, "RoBoT Table 2"),
-             "metrics precomputed on a fixed sample (see json)"),
+             "M_trace, kappa precomputed at C=8, N=1, 16x16, batch 32 on 1000 uniformly drawn "
+             "archs (command in nb201_search.py); 20 queries of 12-epoch val accuracy"),
     "random-epsilon": ("random", {"proxy": "epsilon", "n": 100}, (93.86, None, "epsinas N=1000"),
                        "N=100 (paper N=1000)"),
     "random-nwot": ("random", {"proxy": "nwot", "n": 100}, (92.96, 0.81, "NASWOT N=1000"),
@@ -135,6 +144,9 @@ def main(argv=None):
   for r in labels:
     if r not in ROWS:
       ap.error(f"unknown row {r!r}; allowed: {', '.join(ROWS)}")
+    if ROWS[r][1].get("scores_file") and not os.path.exists(ROWS[r][1]["scores_file"]):
+      ap.error(f"row {r!r} needs {ROWS[r][1]['scores_file']}; make it first with: "
+               f"{HNAS_SCORES_COMMAND}")
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   doc = {"rows": {}}
   if args.resume and os.path.exists(args.out + ".json"):

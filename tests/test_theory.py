@@ -43,3 +43,64 @@ def test_theory_bad_input(tmp_path, argv, fragment, capsys):
 def test_theory_missing_output_directory(tmp_path, capsys):
   assert cli.main(["theory", "--size", "tiny", "--out", os.path.join(tmp_path, "nope")]) == 2
   assert "does not exist" in capsys.readouterr().err
+
+
+def test_theory_writes_after_each_check_and_resumes(tmp_path, monkeypatch, capsys):
+  """An interrupted run keeps the completed checks; ``--resume`` runs only the rest."""
+  from jaxnas.theory import runner
+  calls = []
+
+  def fake(name, value, fail=False):
+    def fn(cfg, archs, out_dir):
+      calls.append(name)
+      if fail:
+        raise KeyboardInterrupt  # the run is stopped inside the second check
+      (tmp_path / runner.PLOTS[name][0]).write_bytes(b"x" * 2000)
+      return {f"{name}_figure": value}, {"value": value}
+    return fn
+
+  monkeypatch.setitem(runner._CHECK_FNS, "width", fake("width", 1.5))
+  monkeypatch.setitem(runner._CHECK_FNS, "linearized", fake("linearized", 2.5, fail=True))
+  argv = ["theory", "--size", "tiny", "--out", str(tmp_path), "--checks", "width"]
+  assert cli.main(argv) == 0
+  first = json.loads((tmp_path / "theory.json").read_text())
+  assert first["completed"] == ["width"] and first["width_figure"] == 1.5
+  assert cli.main(argv[:-1] + ["linearized,width", "--resume"]) == 130  # Ctrl-C
+  assert calls == ["width", "linearized"]  # width was not run again
+  kept = json.loads((tmp_path / "theory.json").read_text())
+  assert kept["completed"] == ["width"]  # the interrupted check left the file as it was
+
+  monkeypatch.setitem(runner._CHECK_FNS, "linearized", fake("linearized", 2.5))
+  assert cli.main(argv[:-1] + ["linearized,width", "--resume"]) == 0
+  assert calls == ["width", "linearized", "linearized"]
+  obj = json.loads((tmp_path / "theory.json").read_text())
+  assert sorted(obj["completed"]) == ["linearized", "width"]
+  assert obj["width_figure"] == 1.5 and obj["linearized_figure"] == 2.5
+  assert obj["details"]["width"] == {"value": 1.5}
+  assert "kept from the previous run" in capsys.readouterr().out
+
+  # another configuration (seed) cannot resume from this file
+  assert cli.main(argv + ["--resume", "--seed", "3"]) == 2
+  assert "another configuration" in capsys.readouterr().err
+
+
+def test_arch_quantities_match_the_registered_proxies():
+  """The theory's per-architecture loop (its own jits, one architecture at a time) gives the
+  same NASI estimate and eval-mode NTK trace as ``engine.score`` with the registered ``nasi``
+  and ``ntk_trace`` proxies (lax.map over the shared build, diagonal-only kernel)."""
+  import numpy as np
+  from jaxnas import engine
+  from jaxnas.theory import archs, common, config
+  cfg = config.TINY
+  sample = common.sample_archs(4, cfg.seed)
+  q = archs.arch_quantities(cfg, sample)
+  batch = common.real_batch(cfg.batch, cfg.resolution, cfg.seed)
+  ref = engine.score("nb201", sample, ("nasi", "ntk_trace"), batch, seed=cfg.seed,
+                     config=cfg.net(), chunk_size=4)
+  np.testing.assert_allclose(q["nasi"], ref["nasi"], rtol=1e-4)
+  np.testing.assert_allclose(q["trace_running"], ref["ntk_trace"], rtol=1e-4)
+  for mode in archs.MODES:  # spectra of symmetric PSD kernels, float64
+    assert np.all(q[f"lambda_min_{mode}"] > -1e-6 * q[f"lambda_max_{mode}"])
+    assert np.all(q[f"cond_{mode}"] >= 1)
+  r = archs.agnostic_and_accuracy(cfg, sample, q)
+  assert -1 <= r["nasi_vs_exact_trace_spearman"] <= 1 and r["num_archs"] == 4

@@ -19,6 +19,9 @@ def add_arguments(s):
                  help="comma-separated subset of: nt_implementations, identities, linearized, "
                       "width, archs, hnas (default all)")
   s.add_argument("--seed", type=int, default=0)
+  s.add_argument("--resume", action="store_true",
+                 help="keep the checks already completed in DIR/theory.json (same configuration) "
+                      "and run only the rest; the JSON is rewritten after every check")
 
 
 def run(args) -> int:
@@ -34,7 +37,7 @@ def run(args) -> int:
   checks = runner.parse_checks(args.checks)
   cfg = dataclasses.replace(config.CONFIGS[size], seed=args.seed)
   print(f"jaxnas theory: size {size}, checks {', '.join(checks)} -> {args.out}")
-  obj = runner.run(cfg, args.out, checks)
+  obj = runner.run(cfg, args.out, checks, resume=args.resume)
   print(runner.summary(obj))
   print(f"-> {os.path.join(args.out, 'theory.json')} and {len(obj['plots'])} plots")
   return 0

@@ -22,42 +22,63 @@ from jax.experimental import enable_x64
 from jaxnas import benchmarks
 from jaxnas.ntk import empirical, spectrum
 from jaxnas.proxies import nasi as nasi_proxy
-from jaxnas.spaces import nb201
+from jaxnas.spaces import Network, get_space, nb201
 from jaxnas.theory import common
 
 TRUTH = "cifar10_test200"
 MODES = ("batch", "running")
 
 
-def _quantities(net, v, batch, key, gauss_x, rand_y):
-  del key
-  ev = net.replace(bn="running", reduction_bn=None)
-  sq = nasi_proxy.sq_grad_norm
-  out = {
-      "nasi": sq(net, v, batch.x, batch.y),
-      "nasi_random_labels": sq(net, v, batch.x, rand_y),
-      "nasi_gaussian": sq(net, v, gauss_x, batch.y),
-      "nasi_eval": sq(ev, v, batch.x, batch.y),
-      "nasi_eval_random_labels": sq(ev, v, batch.x, rand_y),
-      "nasi_eval_gaussian": sq(ev, v, gauss_x, batch.y),
-      "theta_batch": empirical.network_ntk(net, v, batch.x, trace_outputs=False),
-      "theta_running": empirical.network_ntk(ev, v, batch.x, trace_outputs=False, vmap_axes=0),
-      "trace_running_gaussian": jnp.sum(empirical.network_ntk(
-          ev, v, gauss_x, trace_outputs=True, diagonal=True, vmap_axes=0)),
+def _kernels(module):
+  """Jitted per-architecture quantities of one network configuration, each its own small
+  compilation (one ``jit`` over the architecture as data: compiled once, reused for every
+  architecture; one fused program of all of them compiles several times slower on a CPU)."""
+  def bound(arch):
+    return Network(get_space("nb201"), module, arch)
+
+  def ev(arch):
+    return bound(arch).replace(bn="running", reduction_bn=None)
+
+  return {
+      "sq_train": jax.jit(lambda a, v, x, y: nasi_proxy.sq_grad_norm(bound(a), v, x, y)),
+      "sq_eval": jax.jit(lambda a, v, x, y: nasi_proxy.sq_grad_norm(ev(a), v, x, y)),
+      "theta_batch": jax.jit(lambda a, v, x: empirical.network_ntk(
+          bound(a), v, x, trace_outputs=False)),
+      "theta_running": jax.jit(lambda a, v, x: empirical.network_ntk(
+          ev(a), v, x, trace_outputs=False, vmap_axes=0)),
+      "trace_running": jax.jit(lambda a, v, x: jnp.sum(empirical.network_ntk(
+          ev(a), v, x, trace_outputs=True, diagonal=True, vmap_axes=0))),
   }
-  return out
+
+
+def _quantities(k, arch, v, batch, gauss_x, rand_y) -> dict:
+  x, y = batch.x, batch.y
+  return {
+      "nasi": k["sq_train"](arch, v, x, y),
+      "nasi_random_labels": k["sq_train"](arch, v, x, rand_y),
+      "nasi_gaussian": k["sq_train"](arch, v, gauss_x, y),
+      "nasi_eval": k["sq_eval"](arch, v, x, y),
+      "nasi_eval_random_labels": k["sq_eval"](arch, v, x, rand_y),
+      "nasi_eval_gaussian": k["sq_eval"](arch, v, gauss_x, y),
+      "theta_batch": k["theta_batch"](arch, v, x),
+      "theta_running": k["theta_running"](arch, v, x),
+      "trace_running_gaussian": k["trace_running"](arch, v, gauss_x),
+  }
 
 
 def arch_quantities(cfg, archs) -> dict:
-  """Computes the per-architecture quantities (host arrays)."""
+  """Computes the per-architecture quantities (host arrays), one architecture at a time."""
   batch = common.real_batch(cfg.batch, cfg.resolution, cfg.seed)
   gauss_x = common.gaussian_like(batch, cfg.seed + 1).x
   rand_y = common.random_labels(batch, cfg.seed + 2).y
-
-  def fn(net, v, b, key):
-    return _quantities(net, v, b, key, gauss_x, rand_y)
-
-  q = common.map_archs(fn, archs, batch, seed=cfg.seed, config=cfg.net())
+  module = get_space("nb201").model(**cfg.net())
+  kernels = _kernels(module)
+  rows = []
+  for a in np.asarray(archs):
+    v = common.init_variables(module, a, batch, cfg.seed)  # as jaxnas.engine.score initialises
+    rows.append(jax.tree_util.tree_map(
+        np.asarray, _quantities(kernels, jnp.asarray(a, jnp.int32), v, batch, gauss_x, rand_y)))
+  q = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
   y = np.asarray(jax.nn.one_hot(batch.y, 10), np.float64)
   with enable_x64():  # spectra of ill-conditioned kernels: float64 on the host
     for mode in MODES:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,31 +35,12 @@ def sample_archs(n: int, seed: int) -> np.ndarray:
   return nb201.from_index(idx)
 
 
-def map_archs(fn: Callable, archs, batch, *, seed: int, config: dict):
-  """``fn(net, variables, batch, key)`` for each architecture (one compiled ``lax.map``).
-
-  Variables are initialised exactly as :func:`jaxnas.engine.score` does (PyTorch default init from
-  ``fold_in(key(seed), benchmark_index)``), so results line up with the registered proxies.
-  Returns the stacked outputs (any pytree of arrays).
-  """
-  space = get_space("nb201")
-  module = space.model(**config)
-  ids = np.asarray(nb201.to_index(archs), np.int32)
-
-  def one(arch, ident):
-    k_init, k_fn = jax.random.split(jax.random.fold_in(jax.random.key(seed), ident))
-    net = Network(space, module, arch)
-    return fn(net, net.init(k_init, batch.x), batch, k_fn)
-
-  run = jax.jit(lambda a, i, b: jax.lax.map(lambda ai: one(ai[0], ai[1]), (a, i)))
-  return jax.tree_util.tree_map(np.asarray, run(jnp.asarray(archs, jnp.int32), ids, batch))
-
-
 _INIT_CACHE: dict = {}
 
 
 def init_variables(module, arch, batch, seed: int):
-  """Variables of one architecture, initialised as :func:`map_archs` (jitted, cached per module)."""
+  """Variables of one architecture, initialised as :func:`jaxnas.engine.score` does (PyTorch
+  default init from ``fold_in(key(seed), benchmark_index)``); jitted, cached per module."""
   space = get_space("nb201")
   key = (module, batch.x.shape, seed)
   if key not in _INIT_CACHE:
@@ -76,7 +54,7 @@ def init_variables(module, arch, batch, seed: int):
 
 def discrete(config: dict, arch, batch, seed: int):
   """``(net, variables)``: the discrete build of ``arch`` (plain convs, only its ops' parameters,
-  cheap to compile once) carrying the values :func:`map_archs` initialises the shared build with."""
+  cheap to compile once) carrying the values :func:`init_variables` gives the shared build."""
   space = get_space("nb201")
   shared = init_variables(space.model(**config), arch, batch, seed)
   a = np.asarray(arch)
@@ -89,22 +67,3 @@ def rel_diff(a, b) -> float:
   """``max |a - b| / max |b|``."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-class Timer:
-  """Wall seconds of named sections: ``with timer('name'): ...``; ``timer.seconds`` dict."""
-
-  def __init__(self):
-    self.seconds = {}
-
-  def __call__(self, name):
-    timer = self
-
-    class _Section:
-      def __enter__(self):
-        self.t0 = time.perf_counter()
-
-      def __exit__(self, *exc):
-        timer.seconds[name] = round(time.perf_counter() - self.t0, 2)
-
-    return _Section()

@@ -37,6 +37,9 @@ class TheoryConfig:
       implementations; ``'shared'``: Jacobian contraction, or all with ``nt_all_on_shared``).
     nt_all_on_shared: also run all three NT implementations through the shared (scan/switch)
       build, not only the discrete one (minutes of compilation on a CPU).
+    fast_compile: compile with ``jax_disable_most_optimizations`` (compiles about 2x faster but
+      runs the derivative-heavy programs about 10x slower on a CPU: only worth it when each
+      program runs once).
     seed: the run's seed.
   """
   name: str
@@ -59,7 +62,7 @@ class TheoryConfig:
   nt_modes: tuple = ("batch", "running")
   nt_builds: tuple = ("discrete", "shared")
   nt_all_on_shared: bool = False
-  fast_compile: bool = True
+  fast_compile: bool = True  # TINY: each program runs once or twice
   seed: int = 0
 
   def validate(self) -> "TheoryConfig":
@@ -97,11 +100,11 @@ TINY = TheoryConfig(name="tiny", C=4, N=1, resolution=8, batch=8, num_archs=6, i
                     nasi_step=20, hnas_metrics=("grad_norm", "snip"), nt_modes=("batch",),
                     nt_builds=("discrete",))
 QUICK = TheoryConfig(name="quick", C=8, N=1, resolution=16, batch=16, num_archs=40, id_batch=8,
-                     id_archs=3, jensen_batches=4, lin_steps=100, width_cells=_CELLS,
+                     id_archs=2, jensen_batches=4, lin_steps=100, width_cells=_CELLS,
                      widths=(8, 16, 32, 64, 128), width_seeds=2, width_batch=4,
-                     width_resolution=8)
+                     width_resolution=8, nt_builds=("discrete",), fast_compile=False)
 FULL = TheoryConfig(name="full", C=16, N=1, resolution=32, batch=32, num_archs=160, id_batch=8,
                     id_archs=4, jensen_batches=8, lin_steps=200, width_cells=_CELLS,
                     widths=(8, 16, 32, 64, 128, 256), width_seeds=3, width_batch=4,
-                    width_resolution=8, nt_all_on_shared=True)
+                    width_resolution=8, nt_all_on_shared=True, fast_compile=False)
 CONFIGS = {"tiny": TINY, "quick": QUICK, "full": FULL}
