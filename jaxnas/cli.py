@@ -31,6 +31,10 @@ def command_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
+  """The ``jaxnas`` argument parser: ``--version`` and one subcommand per command module.
+
+  Each subparser gets its module's options (``add_arguments``) and ``func=module.run``.
+  """
   from jaxnas import __version__
   p = _Parser(prog="jaxnas", description="Training-free neural architecture search in JAX.")
   p.add_argument("--version", action="version", version=f"jaxnas {__version__}")
@@ -43,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+  """Runs ``jaxnas`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+  The status is the command's (0 when it returns None); 2 when no command is given (the help is
+  printed) or on bad input (one line on stderr); 130 on Ctrl-C.
+  """
   parser = build_parser()
   try:
     args = parser.parse_args(argv)

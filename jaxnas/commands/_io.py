@@ -14,6 +14,7 @@ CSV_COLUMNS = ("index", "arch_str", "proxy", "score")
 
 
 def split(text: str) -> list[str]:
+  """Comma-separated ``text`` -> its stripped, non-empty items (``'a, ,b'`` -> ``['a', 'b']``)."""
   return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -121,6 +122,7 @@ def correlation_table(scores: dict, truths) -> list[dict]:
 
 
 def format_table(rows) -> str:
+  """Rows of :func:`correlation_table` as a fixed-width text table (header, rule, one line each)."""
   head = f"{'proxy':<16} {'truth':<18} {'spearman':>9} {'kendall':>8} {'top10%':>7} {'n':>6} {'nonfinite':>9}"
   lines = [head, "-" * len(head)]
   for r in rows:

@@ -8,12 +8,14 @@ HELP = "rank correlation of a scores CSV with benchmark accuracy"
 
 
 def add_arguments(s):
+  """Adds the ``jaxnas correlate`` options to the subparser ``s``."""
   s.add_argument("--scores", required=True)
   s.add_argument("--truth", default="cifar10_test200", help="comma-separated benchmark metrics")
   s.add_argument("--plot", default=None, help="save scatter plots (PNG)")
 
 
 def run(args) -> int:
+  """Runs ``jaxnas correlate`` (prints the correlation table); returns the exit code."""
   from jaxnas import benchmarks
   truths = _io.split(args.truth)
   if not truths:

@@ -5,10 +5,12 @@ HELP = "available spaces, proxies, search methods, datasets"
 
 
 def add_arguments(parser):
+  """``jaxnas list`` has no options: the subparser ``parser`` is left unchanged."""
   del parser
 
 
 def run(args) -> int:
+  """Runs ``jaxnas list`` (spaces, proxies, search methods, datasets); returns the exit code."""
   from jaxnas import data
   from jaxnas.proxies import get_proxy, list_proxies
   from jaxnas.spaces import get_space, list_spaces

@@ -14,6 +14,7 @@ DEFAULT_PROXIES = "params,flops,synflow"
 
 
 def add_arguments(s):
+  """Adds the ``jaxnas quickstart`` options to the subparser ``s``."""
   s.add_argument("--sample", type=int, default=200)
   s.add_argument("--proxies", default=DEFAULT_PROXIES)
   s.add_argument("--seed", type=int, default=0)
@@ -22,6 +23,7 @@ def add_arguments(s):
 
 
 def run(args) -> int:
+  """Runs ``jaxnas quickstart``; returns the exit code."""
   from jaxnas import data, engine
   from jaxnas.commands.score import score_rows
   from jaxnas.proxies import get_proxy

@@ -18,6 +18,7 @@ HELP = "score architectures with proxies; writes a long CSV (index,arch_str,prox
 
 
 def add_arguments(s):
+  """Adds the ``jaxnas score`` options to the subparser ``s``."""
   s.add_argument("--space", default="nb201")
   s.add_argument("--proxies", default="params,flops", help="comma-separated proxy names")
   s.add_argument("--archs", default=None, help="'all', or comma-separated indices/arch strings")
@@ -60,6 +61,11 @@ def add_arguments(s):
 
 
 def score_rows(space, archs, results):
+  """Yields the CSV rows ``(index, arch_str, proxy, repr(score))``, proxy-major.
+
+  ``archs`` is ``(n, *arch_shape)``; ``results`` maps each proxy to its ``(n,)`` scores. ``index``
+  is the benchmark index, or the position in ``archs`` for a space without one.
+  """
   idx = space.to_index(archs) if space.to_index is not None else np.arange(len(archs))
   strs = [space.decode(a) for a in archs]
   for name, vals in results.items():
@@ -116,6 +122,7 @@ def _summary(results):
 
 
 def run(args) -> int:
+  """Runs ``jaxnas score`` (or joins shards with ``--merge``); returns the exit code."""
   from jaxnas import data, engine
   from jaxnas.engine import scoring, sharding, store
   from jaxnas.proxies import get_proxy

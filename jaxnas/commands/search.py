@@ -21,6 +21,7 @@ HELP = "run a search method (nasi, freedarts, freenas, hnas, tenas, random, rea)
 
 
 def add_arguments(s):
+  """Adds the ``jaxnas search`` options to the subparser ``s``."""
   s.add_argument("--space", default="nb201", help="nb201 or darts")
   s.add_argument("--method", required=True, help="search method; see `jaxnas list`")
   s.add_argument("--seed", type=int, default=0)
@@ -46,6 +47,7 @@ def parse_sets(items) -> dict:
 
 
 def run(args) -> int:
+  """Runs ``jaxnas search`` (or lists a method's options); returns the exit code."""
   from jaxnas import search
   from jaxnas.spaces import get_space
   method = search.get_method(args.method)

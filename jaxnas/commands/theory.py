@@ -11,6 +11,7 @@ HELP = "NTK theory checks (NASI/HNAS): writes DIR/theory.json and one plot per c
 
 
 def add_arguments(s):
+  """Adds the ``jaxnas theory`` options to the subparser ``s``."""
   s.add_argument("--out", required=True, help="existing output directory")
   s.add_argument("--quick", action="store_true", help="small networks, few architectures")
   s.add_argument("--size", choices=("tiny", "quick", "full"), default=None,
@@ -25,6 +26,7 @@ def add_arguments(s):
 
 
 def run(args) -> int:
+  """Runs ``jaxnas theory``; returns the exit code."""
   import dataclasses
   import os
   from jaxnas.errors import JaxnasInputError

@@ -68,10 +68,12 @@ class Progress:
     return n / t if n > 0 and t > 0 else None
 
   def eta(self) -> Optional[float]:
+    """Seconds left until ``total`` at the steady-state :meth:`rate` (None while it is unknown)."""
     r = self.rate()
     return (self.total - self.done) / r if r else None
 
   def line(self) -> str:
+    """The status line: bar, ``done/total``, phase label, rate, elapsed time and ETA."""
     frac = self.done / self.total if self.total else 1.0
     fill = int(round(frac * self.width))
     r = self.rate()

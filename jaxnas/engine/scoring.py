@@ -107,6 +107,7 @@ class ScoreFn:
     return self.jitted(archs, ids, batch, key)
 
   def lower(self, archs, ids, batch, key):
+    """The jitted scorer lowered for these arguments (``jax.stages.Lowered``: HLO, compile)."""
     return self.jitted.lower(archs, ids, batch, key)
 
 

@@ -80,6 +80,7 @@ def archs_spec() -> PartitionSpec:
 
 
 def replicated_spec() -> PartitionSpec:
+  """No axis split: a full copy on every device of the mesh."""
   return PartitionSpec()
 
 

@@ -47,10 +47,12 @@ class OutputError(JaxnasInputError):
 
 
 def partial_path(out: str) -> str:
+  """``OUT.partial``: the file a run writing ``out`` works on until it is complete."""
   return f"{out}.partial"
 
 
 def meta_path(path: str) -> str:
+  """``PATH.meta.json``: the metadata sidecar of the score file ``path``."""
   return f"{path}.meta.json"
 
 
@@ -210,10 +212,12 @@ class ScoreWriter:
 
   @property
   def settings(self) -> dict:
+    """The run's settings recorded in the sidecar (``meta['settings']``)."""
     return self.meta["settings"]
 
   @property
   def done(self) -> dict:
+    """A copy of ``{proxy: architectures committed}`` (each a prefix of the list)."""
     return dict(self.meta["state"]["done"])
 
   def append(self, proxy: str, lo: int, hi: int, data: bytes) -> None:
@@ -253,6 +257,7 @@ class ScoreWriter:
       pass
 
   def close(self) -> None:
+    """Closes ``OUT.partial`` (no-op if already closed); :meth:`finish` calls it."""
     if self._fd is not None:
       os.close(self._fd)
       self._fd = None

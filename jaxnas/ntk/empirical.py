@@ -183,6 +183,7 @@ def split_params(params, select=None):
 
 
 def merge_params(chosen, rest):
+  """Inverse of :func:`split_params`: the nested params tree of ``chosen`` and ``rest``."""
   return traverse_util.unflatten_dict({**rest, **chosen})
 
 

@@ -167,6 +167,12 @@ def pattern_for(x):
 
 
 class Kernels(NamedTuple):
+  """Infinite-width kernels of :func:`analytic_kernels`, each ``(B1, B2)`` (per output unit).
+
+  Attributes:
+    nngp: the NNGP kernel (covariance of the outputs at initialisation).
+    ntk: the neural tangent kernel.
+  """
   nngp: jax.Array
   ntk: jax.Array
 

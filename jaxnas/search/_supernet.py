@@ -27,6 +27,9 @@ NONE = 0
 
 
 def check_space(space, method: str):
+  """Raises :class:`JaxnasInputError` (naming ``method``) unless ``space`` has a supernet, i.e. an
+  ``alpha_shape`` and a ``discretize``.
+  """
   if space.alpha_shape is None or space.discretize is None:
     raise JaxnasInputError(f"search method {method!r} needs a supernet; space {space.name!r} "
                            "has no alpha_shape / discretize")

@@ -116,6 +116,13 @@ def expected_improvement(mu, sigma, y_max: float, xi: float = 0.0):
 
 
 def acquisition(gp: GP, xs, kind: str, y_max: float, xi: float = 0.0, kappa: float = 2.576):
+  """Acquisition values ``(n,)`` at the points ``xs`` ``(n, d)`` (maximisation).
+
+  With ``mu``, ``sigma`` the posterior of :meth:`GP.predict`: ``kind='ei'`` gives the expected
+  improvement (Jones et al., 1998; :func:`expected_improvement`)
+  ``EI = a Phi(a / sigma) + sigma phi(a / sigma)``, ``a = mu - y_max - xi``; any other ``kind`` the
+  upper confidence bound (Srinivas et al., 2010) ``UCB = mu + kappa sigma``.
+  """
   mu, sigma = gp.predict(xs)
   if kind == "ei":
     return expected_improvement(mu, sigma, y_max, xi)

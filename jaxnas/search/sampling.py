@@ -61,6 +61,9 @@ class Scorer:
     self.seconds = 0.0
 
   def ids(self, archs):
+    """Initialisation ids ``(n,)`` int32 of ``archs`` ``(n, *arch_shape)``: benchmark indices,
+    or for a space without them the CRC-32 of each int32 encoding, masked to 31 bits.
+    """
     if self.space.to_index is not None:
       return np.asarray(self.space.to_index(archs), np.int32).reshape(-1)
     return np.asarray([zlib.crc32(np.asarray(a, np.int32).tobytes()) & 0x7FFFFFFF

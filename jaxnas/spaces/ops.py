@@ -35,6 +35,7 @@ INITS = ("torch", "kaiming_normal")
 
 
 def check_bn_mode(mode: str) -> str:
+  """Returns ``mode`` if it is one of :data:`BN_MODES`; else raises :class:`JaxnasInputError`."""
   if mode not in BN_MODES:
     raise unknown("BatchNorm mode", mode, BN_MODES)
   return mode
@@ -183,6 +184,7 @@ def avg_pool_2x2(x):
 
 
 def global_avg_pool(x):
+  """Mean over the spatial axes: ``(B, H, W, C)`` -> ``(B, C)``."""
   return jnp.mean(x, axis=(1, 2))
 
 

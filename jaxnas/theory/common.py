@@ -25,6 +25,7 @@ def gaussian_like(batch: data.Batch, seed: int) -> data.Batch:
 
 
 def random_labels(batch: data.Batch, seed: int) -> data.Batch:
+  """The batch's inputs with labels drawn uniformly from 10 classes (key from ``seed``)."""
   y = jax.random.randint(jax.random.key(seed), batch.y.shape, 0, 10, jnp.int32)
   return data.Batch(batch.x, y)
 

@@ -66,6 +66,11 @@ class TheoryConfig:
   seed: int = 0
 
   def validate(self) -> "TheoryConfig":
+    """Returns ``self`` after checking the sizes; raises :class:`JaxnasInputError` if one is bad.
+
+    Integer sizes must be positive, ``resolution`` a divisor of 32 and a multiple of 4,
+    ``num_archs`` at least 4, and ``widths`` must hold at least two widths.
+    """
     for f in ("C", "N", "resolution", "batch", "num_archs", "id_batch", "id_archs",
               "jensen_batches", "lin_steps", "width_seeds", "width_batch", "width_resolution",
               "nasi_step"):

@@ -19,6 +19,9 @@ def _save(fig, path):
 
 
 def nt_implementations(res, path):
+  """Bar chart (log scale) of each NT implementation's max relative difference to own ``J J^T``, one
+  bar per ``bn/build`` row of ``res['by_mode']``; saved to ``path``.
+  """
   plt = _plt()
   rows = res["by_mode"]
   names = sorted({k for r in rows.values() for k in r})
@@ -36,6 +39,10 @@ def nt_implementations(res, path):
 
 
 def identities(res, path):
+  """NASI Eq. 9-11 from ``res`` (:func:`jaxnas.theory.identities.trace_and_jensen`): own vs
+  neural-tangents trace (Eq. 9), Lipschitz ratios (Eq. 10), Jensen and chain ratios (Eq. 11);
+  saved to ``path``.
+  """
   plt = _plt()
   raw = res["_raw"]
   fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
@@ -63,6 +70,9 @@ def identities(res, path):
 
 
 def linearized(res, path):
+  """NASI Eq. 4's predicted loss (lines) vs GD on the linearised network (dots) for each run of
+  ``res`` (:func:`jaxnas.theory.linearized.linearized_gd`), log scale; saved to ``path``.
+  """
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6, 3.6))
   for r in res["runs"]:
@@ -78,6 +88,10 @@ def linearized(res, path):
 
 
 def width(res, path):
+  """Relative Frobenius error of the empirical to the analytic NTK vs width ``C`` for each cell of
+  ``res`` (:func:`jaxnas.theory.width.width_convergence`), log-log with a ``C^-1/2`` reference line;
+  saved to ``path``.
+  """
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6, 3.6))
   for c in res["cells"]:
@@ -95,6 +109,10 @@ def width(res, path):
 
 
 def agnostic(q, res, path):
+  """Scatter plots of the per-architecture quantities ``q``: NASI vs its data-agnostic (Gaussian
+  inputs) and label-agnostic (random labels) versions and vs the exact trace, with Spearman
+  correlations; saved to ``path`` (``res`` is unused).
+  """
   plt = _plt()
   pairs = [("nasi", "nasi_gaussian", "data-agnostic"),
            ("nasi", "nasi_random_labels", "label-agnostic"),
@@ -111,6 +129,10 @@ def agnostic(q, res, path):
 
 
 def accuracy(q, res, path):
+  """A 2x4 grid: each NTK quantity of ``q`` (trace, condition number, lambda_min, NASI loss; batch
+  and running BN) vs ``res['accuracy']`` (CIFAR-10 test, 200 epochs), with Spearman; saved to
+  ``path``.
+  """
   plt = _plt()
   acc = np.asarray(res["accuracy"])
   keys = ["trace_batch", "cond_batch", "lambda_min_batch", "nasi_loss_batch",
@@ -127,6 +149,9 @@ def accuracy(q, res, path):
 
 
 def hnas(scores, res, path):
+  """One panel per metric of ``res['metrics']``: ``|scores[metric]|`` vs ``scores['hnas_trace']``
+  (log-log), with the fitted line and the bound ``C M^e`` where fitted; saved to ``path``.
+  """
   plt = _plt()
   names = list(res["metrics"])
   fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.3), squeeze=False)

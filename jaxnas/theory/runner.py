@@ -62,6 +62,10 @@ def _write_json(path, obj):
 
 
 def parse_checks(text: str | None) -> tuple:
+  """The checks named in ``text`` (comma-separated), in run order; all of :data:`CHECKS` when empty.
+
+  Raises :class:`JaxnasInputError` on an unknown name.
+  """
   if not text:
     return CHECKS
   chosen = tuple(t.strip() for t in text.split(",") if t.strip())
