@@ -34,6 +34,10 @@ ROWS = {
     "nasi": ("nasi", {"supernet": {"C": 16, "L": 8}, "steps": 10, "batch_size": 16},
              "4.4 M at C=36 (NASI-FIX) / 4.2 M (NASI-ADA)",
              "supernet C=16, L=8; T=10 steps of b=16 (paper T=100, b=64), nu adaptive"),
+    "nasi-small": ("nasi", {"steps": 10, "batch_size": 16, "resolution": 16},
+                   "4.4 M at C=36 (NASI-FIX) / 4.2 M (NASI-ADA)",
+                   "reduced supernet C=8, L=5 (the method's default on a CPU), 16x16 inputs; "
+                   "T=10 steps of b=16 (paper T=100, b=64 on C=16, L=8 at 32x32)"),
 }
 
 

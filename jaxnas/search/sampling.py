@@ -39,6 +39,13 @@ def _score_fn(space, proxy, config, mode):
   return engine.make_score_fn(space, proxy, dict(config), mode)
 
 
+def _padded(n: int, chunk: int) -> int:
+  """Call size for ``n <= chunk`` architectures: ``chunk``, or for a smaller remainder the next
+  power of two (so one-at-a-time scoring, as in evolution, costs one architecture, not a chunk,
+  and at most ``log2(chunk) + 2`` shapes are ever compiled)."""
+  return chunk if n >= chunk else min(chunk, 1 << (n - 1).bit_length())
+
+
 class Scorer:
   """Scores architectures with one proxy (one compiled function, fixed chunk shape) and caches
   them by architecture."""
@@ -85,12 +92,12 @@ class Scorer:
       with engine.scoring.x64_context(self.proxy):
         for s in range(0, len(new), self.chunk):
           a, i = new[s:s + self.chunk], ids[s:s + self.chunk]
-          pad = self.chunk - len(a)
+          n = len(a)
+          pad = _padded(n, self.chunk) - n
           if pad:
             a = np.concatenate([a, np.repeat(a[-1:], pad, 0)])
             i = np.concatenate([i, np.repeat(i[-1:], pad, 0)])
-          out[s:s + self.chunk] = np.asarray(self.fn(a, i, self.batch, self.key),
-                                             np.float64)[:self.chunk - pad]
+          out[s:s + n] = np.asarray(self.fn(a, i, self.batch, self.key), np.float64)[:n]
       self.cache.update(zip(todo, map(float, out)))
       self.seconds += time.perf_counter() - t0
     return np.array([self.cache[k] for k in keys])

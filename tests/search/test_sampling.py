@@ -70,3 +70,23 @@ def test_rea_and_random_input_errors():
     search.search("rea", "nb201", proxy="params", n=20, population=4, sample_size=5, **OPTS)
   with pytest.raises(JaxnasInputError, match="exceeds"):
     search.search("random", "nb201", proxy="params", n=20000, **OPTS)
+
+
+def test_scorer_pads_a_remainder_to_a_power_of_two_only():
+  """A lone child (evolution) is scored in a call of size 1, not padded to the chunk; the values
+  do not depend on how the architectures were grouped."""
+  import jax
+  space = get_space("nb201")
+  opts = dict(search.resolve_options(search.get_method("random"),
+                                     dict(proxy="params", chunk_size=16, **OPTS)))
+  scorer = sampling.Scorer(space, "params", jax.random.key(0), opts)
+  sizes = []
+  fn = scorer.fn
+  scorer.fn = lambda a, *rest: (sizes.append(len(a)), fn(a, *rest))[1]
+  archs = nb201.from_index(np.array([3, 50, 700, 9000, 15000, 123]))
+  together = scorer(archs[:5])
+  alone = scorer(archs[5:])
+  assert sizes == [8, 1]
+  assert [sampling._padded(n, 16) for n in (1, 2, 3, 5, 9, 16, 17)] == [1, 2, 4, 8, 16, 16, 16]
+  want = engine.score(space, archs, ["params"], tiny_batch_of(1), config=TINY)["params"]
+  np.testing.assert_allclose(np.concatenate([together, alone]), want, rtol=1e-6)
