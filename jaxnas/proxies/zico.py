@@ -13,7 +13,8 @@ conv and dense weight (``params.WEIGHTS``) of the operations the architecture us
 better.
 
 The two batches are the two halves of the given minibatch (``[0, B//2)`` and ``[B//2, B)``, as
-NASLib's ``zico`` with ``split_data=2``); the paper uses two batches of 128. Each half's gradient
+NASLib's ``zico`` with ``split_data=2``). The registered minibatch is 256 images, i.e. the
+paper's two batches of 128 (``BATCH_SIZE``). Each half's gradient
 is computed from scratch, as in the original code (``zero_grad`` per batch); some ports to the
 zero-cost-nas ``measures/`` framework do not reset the gradients between the halves, so their second
 sample is ``g_1 + g_2``: we do not copy that.
@@ -77,7 +78,11 @@ def score_from_gradients(grads, layer_masks):
   return P.per_layer(layer_log, ratios, layer_masks)
 
 
-@register("zico", needs_labels=True)
+#: Images the engine draws for ``zico``: two batches of 128 (Li et al. 2023, Sec. 4).
+BATCH_SIZE = 2 * 128
+
+
+@register("zico", needs_labels=True, batch_size=BATCH_SIZE)
 def zico(net, variables, batch, key):
   """ZiCo: sum over layers of log(sum_w mean_i|g_w| / std_i(g_w)) over 2 batches (Li et al. 2023).
 
