@@ -42,6 +42,21 @@ def test_score_writes_long_csv_and_correlate_reads_it(tmp_path, capsys):
   assert plot.stat().st_size > 1000
 
 
+def test_default_batch_is_each_proxys_papers_and_batch_size_overrides(tmp_path, capsys):
+  import json
+  for extra, want in (([], {"params": 1, "epsilon": 256, "grad_norm": 64}),
+                      (["--batch-size", "16"], {"params": 1, "epsilon": 16, "grad_norm": 16})):
+    out = tmp_path / f"s{len(extra)}.csv"
+    code, _, _ = run(["score", "--proxies", "params,epsilon,grad_norm", "--archs", "0,1459",
+                      "--config", "C=2,N=1", "--resolution", "8", "--no-progress",
+                      "--out", str(out)] + extra, capsys)
+    assert code == 0
+    with open(f"{out}.meta.json") as f:
+      meta = json.load(f)
+    got = {k: v["images"] for k, v in meta["settings"]["proxy_settings"].items()}
+    assert got == want, extra
+
+
 def test_sample_archs_file_and_correlation_values(tmp_path, capsys):
   f = tmp_path / "archs.txt"
   f.write_text("# a comment\n180\n\n|skip_connect~0|+|none~0|avg_pool_3x3~1|+|nor_conv_3x3~0|none~1|nor_conv_1x1~2|\n")

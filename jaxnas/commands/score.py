@@ -27,7 +27,9 @@ def add_arguments(s):
   s.add_argument("--seed", type=int, default=0)
   s.add_argument("--dataset", default="cifar10-bundled")
   s.add_argument("--data-dir", default=None, help="tensorflow-datasets directory")
-  s.add_argument("--batch-size", type=int, default=64)
+  s.add_argument("--batch-size", type=int, default=None,
+                 help="images per minibatch for every proxy (default: each proxy its paper's "
+                      "batch size, e.g. epsilon 256, zico 256, tenas_ntk_cond 72, others 64)")
   s.add_argument("--out", default=None, help="CSV path (columns index,arch_str,proxy,score)")
   g = s.add_argument_group("long runs")
   g.add_argument("--resume", action="store_true",
@@ -180,8 +182,12 @@ def run(args) -> int:
     d = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(d):
       raise JaxnasInputError(f"output directory {d!r} does not exist")
-  batch = data.minibatch(args.dataset, args.batch_size, seed=args.seed, data_dir=args.data_dir)
-  batch = downsample(batch, args.resolution)
+  if args.batch_size is None:  # each proxy its paper's batch size
+    batch = scoring.paper_batches(proxies, lambda n: downsample(
+        data.minibatch(args.dataset, n, seed=args.seed, data_dir=args.data_dir), args.resolution))
+  else:
+    batch = data.minibatch(args.dataset, args.batch_size, seed=args.seed, data_dir=args.data_dir)
+    batch = downsample(batch, args.resolution)
   precision = None if args.precision in (None, "default") else args.precision
   devices = sharding.resolve_devices(args.devices)
   show = not args.no_progress

@@ -57,7 +57,7 @@ def module_settings(space, proxy, config) -> dict:
   return {f: _jsonable(getattr(m, f)) for f in m.__dataclass_fields__ if f not in ("parent", "name")}
 
 
-def make_settings(space, archs, proxy_names, batch: Batch, *, seed: int = 0,
+def make_settings(space, archs, proxy_names, batch, *, seed: int = 0,
                   config: Optional[dict] = None, dataset: Optional[str] = None,
                   precision: Optional[str] = None, ids=None, shard: Optional[tuple] = None,
                   all_archs=None) -> dict:
@@ -74,10 +74,17 @@ def make_settings(space, archs, proxy_names, batch: Batch, *, seed: int = 0,
     b = scoring.default_batch_for(p, batch)
     proxies[name] = {"dtype": "float64" if p.x64 else "float32", "images": int(b.x.shape[0]),
                      "uses_labels": bool(p.needs_labels), "module": module_settings(space, p, config)}
+  if isinstance(batch, dict):  # per-proxy minibatches (scoring.paper_batches)
+    names = sorted(batch)
+    first = batch[names[0]]
+    batch_size = {n: int(batch[n].x.shape[0]) for n in names}
+    batch_sha = _sha(*[a for n in names for a in (batch[n].x, batch[n].y)])
+  else:
+    first, batch_size, batch_sha = batch, int(batch.x.shape[0]), _sha(batch.x, batch.y)
   s = {"space": space.name, "proxies": list(proxy_names), "n_archs": int(len(archs)),
        "archs_sha256": _sha(archs, ids), "seed": int(seed), "dataset": dataset,
-       "batch_size": int(batch.x.shape[0]), "resolution": list(batch.x.shape[1:3]),
-       "batch_sha256": _sha(batch.x, batch.y), "config": _jsonable(dict(config or {})),
+       "batch_size": batch_size, "resolution": list(first.x.shape[1:3]),
+       "batch_sha256": batch_sha, "config": _jsonable(dict(config or {})),
        "precision": precision or "default", "proxy_settings": proxies, "versions": versions(),
        "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}
   if shard is not None:
@@ -87,7 +94,7 @@ def make_settings(space, archs, proxy_names, batch: Batch, *, seed: int = 0,
   return json.loads(json.dumps(s))
 
 
-def score_to_file(space, archs, proxy_names, batch: Batch, out: str, *, seed: int = 0,
+def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
                   ids=None, config: Optional[dict] = None, chunk_size: int = 64,
                   mode: str = "auto", group: Optional[int] = None, devices=None,
                   precision: Optional[str] = None, dataset: Optional[str] = None,

@@ -204,11 +204,56 @@ def _jit_on(fn, devs):
   return jax.jit(fn, in_shardings=s, out_shardings=s)
 
 
-def default_batch_for(proxy: Proxy, batch: Batch) -> Batch:
-  """The minibatch a proxy sees: the caller's, or one image of it for data-free proxies."""
+#: Images a proxy gets from :func:`paper_batches` when its paper names no batch size.
+DEFAULT_BATCH_SIZE = 64
+
+
+def default_batch_for(proxy: Proxy, batch) -> Batch:
+  """The minibatch a proxy sees: the caller's (``batch[proxy.name]`` when ``batch`` is a dict of
+  per-proxy minibatches), or one image of it for data-free proxies."""
+  if isinstance(batch, dict):
+    if proxy.name not in batch:
+      raise JaxnasInputError(f"no minibatch for proxy {proxy.name!r}; the per-proxy minibatches "
+                             f"are for {sorted(batch)}")
+    batch = batch[proxy.name]
   if not proxy.needs_data:
     return Batch(batch.x[:1], batch.y[:1])
   return batch
+
+
+def paper_batch_size(proxy: Proxy) -> int:
+  """Images ``proxy`` reads by default: its paper's batch size, else :data:`DEFAULT_BATCH_SIZE`
+  (1 for data-free proxies, which read only the input shape)."""
+  if not proxy.needs_data:
+    return 1
+  return proxy.batch_size or DEFAULT_BATCH_SIZE
+
+
+def paper_batches(proxy_names, batch) -> dict:
+  """Per-proxy minibatches of each proxy's :func:`paper_batch_size` (epsilon 256, ZiCo 2 x 128,
+  TE-NAS 72, the zero-cost proxies 64): pass the result as ``batch`` to :func:`score` or
+  :func:`jaxnas.engine.score_to_file`.
+
+  Args:
+    proxy_names: registered proxy names.
+    batch: a :class:`Batch`, whose first ``n`` images each proxy gets; or a callable
+      ``batch(n) -> Batch`` called once per distinct size, e.g.
+      ``lambda n: data.minibatch("cifar10-bundled", n, seed=0)`` (what ``jaxnas score`` does, so
+      a proxy sees the same images as when scored alone with ``--batch-size n``).
+
+  Raises :class:`JaxnasInputError` if a :class:`Batch` holds fewer images than a proxy needs.
+  """
+  sizes = {name: paper_batch_size(get_proxy(name)) for name in proxy_names}
+  if callable(batch) and not isinstance(batch, Batch):
+    drawn = {n: batch(n) for n in sorted(set(sizes.values()))}
+    return {name: drawn[n] for name, n in sizes.items()}
+  out = {}
+  for name, n in sizes.items():
+    if batch.x.shape[0] < n:
+      raise JaxnasInputError(f"proxy {name!r} uses {n} images but the minibatch holds "
+                             f"{batch.x.shape[0]}")
+    out[name] = Batch(batch.x[:n], batch.y[:n])
+  return out
 
 
 def check_archs(space: SearchSpace, archs) -> np.ndarray:
@@ -302,7 +347,8 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
     space: a :class:`SearchSpace` or its name.
     archs: ``(n, *arch_shape)`` op indices.
     proxy_names: iterable of registered proxy names.
-    batch: the minibatch (data-free proxies get its first image only, for shapes).
+    batch: the minibatch, or a dict proxy name -> minibatch (e.g. :func:`paper_batches`);
+      data-free proxies get its first image only, for shapes.
     seed: seeds initialisation and proxy randomness.
     ids: per-architecture integers for key folding; default the benchmark index (enumerable
       spaces) or the position.

@@ -115,3 +115,27 @@ def test_bad_input(kwargs, fragment):
   with pytest.raises(JaxnasInputError) as e:
     engine.score("nb201", archs, ["params"], tiny_batch_of(2), config=TINY, **args)
   assert fragment in str(e.value)
+
+
+def test_per_proxy_minibatches_equal_scoring_each_proxy_alone():
+  """``paper_batches`` gives each proxy its paper's batch size; a dict of minibatches scores each
+  proxy exactly as scoring it alone with its own minibatch."""
+  from jaxnas import data
+  draw = lambda n: data.minibatch("gaussian", n, seed=3, resolution=8)
+  per = scoring.paper_batches(["params", "epsilon", "grad_norm"], draw)
+  assert {k: v.x.shape[0] for k, v in per.items()} == {"params": 1, "epsilon": 256,
+                                                       "grad_norm": 64}
+  archs = ARCHS[:3]
+  both = engine.score("nb201", archs, ["epsilon", "grad_norm"], per, config=TINY, chunk_size=4)
+  for name in ("epsilon", "grad_norm"):
+    alone = engine.score("nb201", archs, [name], draw(per[name].x.shape[0]), config=TINY,
+                         chunk_size=4)[name]
+    np.testing.assert_array_equal(both[name], alone, err_msg=name)
+  # a Batch gives each proxy a prefix; too few images, or a proxy missing from the dict, is an error
+  prefix = scoring.paper_batches(["grad_norm"], draw(100))["grad_norm"]
+  np.testing.assert_array_equal(prefix.x, draw(100).x[:64])
+  with pytest.raises(JaxnasInputError, match="proxy 'epsilon' uses 256 images but the minibatch "
+                                             "holds 100"):
+    scoring.paper_batches(["epsilon"], draw(100))
+  with pytest.raises(JaxnasInputError, match="no minibatch for proxy 'snip'"):
+    engine.score("nb201", archs, ["snip"], per, config=TINY)
