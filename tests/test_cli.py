@@ -57,6 +57,19 @@ def test_default_batch_is_each_proxys_papers_and_batch_size_overrides(tmp_path, 
     assert got == want, extra
 
 
+def test_proxies_all_scores_every_registered_proxy(monkeypatch, capsys):
+  from jaxnas import engine
+  from jaxnas.proxies import list_proxies
+  seen = []
+
+  def fake_score(space, archs, names, batch, **kwargs):
+    seen.extend(names)
+    return {n: np.ones(len(archs)) for n in names}
+  monkeypatch.setattr(engine, "score", fake_score)
+  code, stdout, _ = run(["score", "--proxies", "all", "--archs", "0", "--no-progress"], capsys)
+  assert code == 0 and seen == list_proxies() and len(seen) > 20
+
+
 def test_sample_archs_file_and_correlation_values(tmp_path, capsys):
   f = tmp_path / "archs.txt"
   f.write_text("# a comment\n180\n\n|skip_connect~0|+|none~0|avg_pool_3x3~1|+|nor_conv_3x3~0|none~1|nor_conv_1x1~2|\n")

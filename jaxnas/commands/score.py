@@ -20,7 +20,8 @@ HELP = "score architectures with proxies; writes a long CSV (index,arch_str,prox
 def add_arguments(s):
   """Adds the ``jaxnas score`` options to the subparser ``s``."""
   s.add_argument("--space", default="nb201")
-  s.add_argument("--proxies", default="params,flops", help="comma-separated proxy names")
+  s.add_argument("--proxies", default="params,flops",
+                 help="comma-separated proxy names, or 'all' (every registered proxy)")
   s.add_argument("--archs", default=None, help="'all', or comma-separated indices/arch strings")
   s.add_argument("--archs-file", default=None, help="file with one index or arch string per line")
   s.add_argument("--sample", type=int, default=None, help="score N architectures drawn with --seed")
@@ -143,7 +144,8 @@ def run(args) -> int:
     print(f"merged {len(_io.split(args.merge))} shards: {meta['state']['rows']} rows -> {args.out}")
     return 0
   space = get_space(args.space)
-  proxies = _io.split(args.proxies)
+  from jaxnas.proxies import list_proxies
+  proxies = list_proxies() if args.proxies == "all" else _io.split(args.proxies)
   if not proxies:
     raise JaxnasInputError("--proxies is empty; see `jaxnas list`")
   for p in proxies:
