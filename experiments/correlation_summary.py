@@ -1,0 +1,156 @@
+"""One table of every proxy's rank correlations, from the score files of ``nb201_correlation.py``.
+
+Reads ``experiments/results/correlation/`` (full size: C=16, N=5, 32x32) and
+``experiments/results/correlation_small/`` (reduced size: N=1, 16x16) and reports, per proxy,
+Spearman rho (Kendall tau where noted) against the bundled 200-epoch accuracies on four sets of
+architectures, so that each figure sits beside the reference it is compared with:
+
+* ``same100``: the 100 subset architectures of ``--set subset:100`` (seed 0) that every proxy was
+  scored on at full size (vs CIFAR-10 validation, CIFAR-10 test, CIFAR-100 test);
+* ``subset500``: the 500-architecture NAS-Bench-Suite-Zero subset, vs ``cifar10_val200`` (NASLib's
+  protocol and figures), where the proxy scored all of it;
+* ``uniform``: the architectures drawn uniformly (``subset+N`` sets, or the whole space), vs
+  CIFAR-10 test accuracy: the whole-space estimate compared with the published whole-space figures;
+* ``reduced100``: the same 100 architectures at reduced size.
+
+Writes ``experiments/results/correlation_summary.{json,md}``.
+
+  python experiments/correlation_summary.py
+"""
+
+import argparse
+import csv
+import json
+import os
+
+import numpy as np
+
+from jaxnas import benchmarks
+from jaxnas.benchmarks import nb201 as bench
+from jaxnas.proxies import get_proxy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+# Published figures (methods-spec §3.3, §7; the proxy issue): whole space vs CIFAR-10 test accuracy
+# (zero-cost-nas reports |rho|), and NASLib on the 500-architecture subset vs cifar10_val200.
+PUBLISHED_WHOLE = {"synflow": 0.74, "jacob_cov": 0.73, "snip": 0.60, "grad_norm": 0.59,
+                   "grasp": 0.51, "fisher": 0.36, "nwot": 0.77, "zico": 0.80, "params": 0.75,
+                   "flops": 0.73, "epsilon": 0.87}
+PUBLISHED_SUBSET = {"nwot": 0.804, "jacob_cov": 0.782, "params": 0.749, "synflow": 0.745,
+                    "l2_norm": 0.739, "flops": 0.722, "epe_nas": 0.686, "snip": 0.608,
+                    "grad_norm": 0.608, "grasp": 0.565, "fisher": 0.511, "plain": -0.247}
+#: Proxies whose reference leaves undefined scores out of its statistics, and the value jaxnas
+#: returns for them (epsinas: a constant output gives NaN; jaxnas returns 0, the minimum).
+UNDEFINED_SCORE = {"epsilon": 0.0}
+
+
+def read(path):
+  if not os.path.exists(path) or os.path.getsize(path) == 0:
+    return {}
+  with open(path, newline="") as f:
+    return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
+
+
+def same100(seed=0):
+  """The ``subset:100`` architectures of ``nb201_correlation.py`` (same draw)."""
+  sub = np.sort(bench.subset_indices())
+  return np.sort(np.random.default_rng(seed).choice(sub, 100, replace=False))
+
+
+def uniform_set(seed=0, n=1000):
+  """The uniformly drawn part of ``nb201_correlation.py``'s ``subset+N`` set (same draw)."""
+  return np.sort(np.random.default_rng(seed).choice(15625, n, replace=False))
+
+
+def rho(scores, idx, truth, drop=None, kendall=False):
+  """(rank correlation, n) of the oriented scores of the scored architectures among ``idx``."""
+  idx = np.array([i for i in idx if i in scores], np.int64)
+  if drop is not None:
+    idx = np.array([i for i in idx if scores[i] != drop], np.int64)
+  if len(idx) < 10:
+    return None, int(len(idx))
+  s = np.array([scores[i] for i in idx])
+  acc = benchmarks.accuracy(idx, truth)
+  f = benchmarks.kendall if kendall else benchmarks.spearman
+  return float(f(s, acc)), int(len(idx))
+
+
+def summarise(full_dir, small_dir, seed=0):
+  rows = []
+  s100, sub500, uni = same100(seed), np.sort(bench.subset_indices()), uniform_set(seed)
+  names = sorted({fn[7:-4] for d in (full_dir, small_dir) if os.path.isdir(d)
+                  for fn in os.listdir(d) if fn.startswith("scores_") and fn.endswith(".csv")})
+  for name in names:
+    orient = 1.0 if get_proxy(name).higher_is_better else -1.0
+    full = {i: orient * v for i, v in read(os.path.join(full_dir, f"scores_{name}.csv")).items()}
+    small = {i: orient * v for i, v in read(os.path.join(small_dir, f"scores_{name}.csv")).items()}
+    variants = [(name, None)]
+    if name in UNDEFINED_SCORE:
+      variants.append((f"{name} (defined only)", orient * UNDEFINED_SCORE[name]))
+    for label, drop in variants:
+      r = {"proxy": label, "source": name}
+      for key, scores, idx, truth in (
+          ("same100_c10_val", full, s100, "cifar10_val200"),
+          ("same100_c10_test", full, s100, "cifar10_test200"),
+          ("same100_c100_test", full, s100, "cifar100_test200"),
+          ("subset500_c10_val", full, sub500, "cifar10_val200"),
+          ("reduced100_c10_val", small, s100, "cifar10_val200"),
+          ("reduced100_c10_test", small, s100, "cifar10_test200")):
+        r[key], r[key + "_n"] = rho(scores, idx, truth, drop)
+      whole = len(full) == 15625
+      uidx = np.arange(15625) if whole else uni
+      r["uniform_c10_test"], r["uniform_n"] = rho(full, uidx, "cifar10_test200", drop)
+      r["uniform_c10_test_kendall"], _ = rho(full, uidx, "cifar10_test200", drop, kendall=True)
+      r["uniform_c100_test"], _ = rho(full, uidx, "cifar100_test200", drop)
+      r["uniform_is_whole_space"] = whole
+      r["n_nonfinite_full"] = int(sum(not np.isfinite(v) for v in full.values()))
+      r["n_scored_full"] = len(full)
+      r["published_whole_space"] = PUBLISHED_WHOLE.get(name)
+      r["published_naslib_subset"] = PUBLISHED_SUBSET.get(name)
+      rows.append(r)
+  return rows
+
+
+def markdown(rows):
+  def f(v, n=None, full=None):
+    if v is None:
+      return ""
+    return f"{v:.3f}" + (f" ({n})" if n is not None and full is not None and n != full else "")
+  head = ("| proxy | same 100, full size: rho C10 val | rho C10 test | rho C100 test | 500 subset: "
+          "rho C10 val | NASLib subset | uniform sample (n) or whole space: rho C10 test | tau | "
+          "published whole space | reduced size, same 100: rho C10 val |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+  lines = [head]
+  for r in rows:
+    n_uni = r["uniform_n"]
+    uni = "" if r["uniform_c10_test"] is None else (
+        f"{r['uniform_c10_test']:.3f} ({'whole space' if r['uniform_is_whole_space'] else n_uni})")
+    lines.append(
+        f"| {r['proxy']} | {f(r['same100_c10_val'], r['same100_c10_val_n'], 100)} | "
+        f"{f(r['same100_c10_test'], r['same100_c10_test_n'], 100)} | "
+        f"{f(r['same100_c100_test'], r['same100_c100_test_n'], 100)} | "
+        f"{f(r['subset500_c10_val'], r['subset500_c10_val_n'], 500)} | "
+        f"{f(r['published_naslib_subset'])} | {uni} | {f(r['uniform_c10_test_kendall'])} | "
+        f"{f(r['published_whole_space'])} | "
+        f"{f(r['reduced100_c10_val'], r['reduced100_c10_val_n'], 100)} |")
+  return "\n".join(lines) + "\n"
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--full", default=os.path.join(RESULTS, "correlation"))
+  ap.add_argument("--small", default=os.path.join(RESULTS, "correlation_small"))
+  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--out", default=os.path.join(RESULTS, "correlation_summary"))
+  a = ap.parse_args()
+  rows = summarise(a.full, a.small, a.seed)
+  with open(a.out + ".json", "w") as fh:
+    json.dump(rows, fh, indent=1)
+  md = markdown(rows)
+  with open(a.out + ".md", "w") as fh:
+    fh.write(md)
+  print(md)
+
+
+if __name__ == "__main__":
+  main()
