@@ -4,7 +4,7 @@
 
 over members ``m`` (registered proxies), each score ``s_m`` transformed by ``t_m`` (``log1p`` for
 SynFlow, which spans 40 orders of magnitude and is exactly 0 for cells cut off from their input;
-``log`` for #params / FLOPs; the identity for NASWOT's log-determinant), standardised with a mean
+``log`` for #params / FLOPs; the identity for NASWOT's log-determinant and jacob_cov), standardised with a mean
 and deviation, and weighted. The members, transforms, ``mu``, ``sigma`` and ``w`` are data,
 ``jaxnas/_assets/ensemble.json``, written by ``experiments/fit_ensemble.py``: the weights maximise
 the Spearman correlation with *CIFAR-100* 200-epoch test accuracy over a grid on the simplex (step
@@ -67,14 +67,14 @@ def combine(scores: dict, spec: dict | None = None) -> np.ndarray:
 
 @register("ensemble", batch_size=64, x64=True)
 def ensemble(net, variables, batch, key):
-  """Fitted combination of standardised SynFlow and NASWOT scores (this library).
+  """Fitted combination of standardised zero-cost proxy scores (this library; members in the asset).
 
   ``sum_m w_m (t_m(s_m) - mu_m) / sigma_m`` over the members; coefficients in
   ``jaxnas/_assets/ensemble.json`` (fitted on CIFAR-100 accuracy of a disjoint half of a uniform
   NB201 sample by ``experiments/fit_ensemble.py``).
 
   Runs with 64-bit floats enabled because SynFlow needs them; members that read data use
-  ``batch`` (64 images by default, NASWOT's batch).
+  ``batch`` (64 images by default, the batch of NASWOT and jacob_cov).
   """
   total = jnp.zeros((), jnp.float64)
   for m in coefficients()["members"]:
