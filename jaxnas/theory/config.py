@@ -109,9 +109,9 @@ QUICK = TheoryConfig(name="quick", C=8, N=1, resolution=16, batch=16, num_archs=
                      widths=(8, 16, 32, 64, 128), width_seeds=2, width_batch=4,
                      width_resolution=8, nt_builds=("discrete",), fast_compile=False)
 # FULL: the README run. C=16 as the benchmark network, one cell per stage and 16x16 inputs so that
-# the exact NTK of 100 architectures fits in about an hour of this 2-core CPU (32x32 and 160
+# the exact NTK of 60 architectures fits in about an hour of this 2-core CPU (32x32 and 160
 # architectures would take about four hours).
-FULL = TheoryConfig(name="full", C=16, N=1, resolution=16, batch=32, num_archs=100, id_batch=8,
+FULL = TheoryConfig(name="full", C=16, N=1, resolution=16, batch=32, num_archs=60, id_batch=8,
                     id_archs=4, jensen_batches=8, lin_steps=200, width_cells=_CELLS,
                     widths=(8, 16, 32, 64, 128, 256), width_seeds=3, width_batch=4,
                     width_resolution=8, nt_all_on_shared=True, fast_compile=False)
