@@ -40,9 +40,13 @@ def test_theory_bad_input(tmp_path, argv, fragment, capsys):
   assert fragment in err and len(err.strip().splitlines()) == 1
 
 
-def test_theory_missing_output_directory(tmp_path, capsys):
-  assert cli.main(["theory", "--size", "tiny", "--out", os.path.join(tmp_path, "nope")]) == 2
+def test_theory_output_directory_is_made_but_not_its_parents(tmp_path, capsys):
+  assert cli.main(["theory", "--size", "tiny", "--out", os.path.join(tmp_path, "no", "pe")]) == 2
   assert "does not exist" in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "no")
+  (tmp_path / "file").write_text("x")
+  assert cli.main(["theory", "--size", "tiny", "--out", str(tmp_path / "file")]) == 2
+  assert "is not a directory" in capsys.readouterr().err
 
 
 def test_theory_writes_after_each_check_and_resumes(tmp_path, monkeypatch, capsys):
@@ -55,25 +59,27 @@ def test_theory_writes_after_each_check_and_resumes(tmp_path, monkeypatch, capsy
       calls.append(name)
       if fail:
         raise KeyboardInterrupt  # the run is stopped inside the second check
-      (tmp_path / runner.PLOTS[name][0]).write_bytes(b"x" * 2000)
+      with open(os.path.join(out_dir, runner.PLOTS[name][0]), "wb") as f:
+        f.write(b"x" * 2000)
       return {f"{name}_figure": value}, {"value": value}
     return fn
 
   monkeypatch.setitem(runner._CHECK_FNS, "width", fake("width", 1.5))
   monkeypatch.setitem(runner._CHECK_FNS, "linearized", fake("linearized", 2.5, fail=True))
-  argv = ["theory", "--size", "tiny", "--out", str(tmp_path), "--checks", "width"]
+  out = tmp_path / "made"  # jaxnas theory makes the directory
+  argv = ["theory", "--size", "tiny", "--out", str(out), "--checks", "width"]
   assert cli.main(argv) == 0
-  first = json.loads((tmp_path / "theory.json").read_text())
+  first = json.loads((out / "theory.json").read_text())
   assert first["completed"] == ["width"] and first["width_figure"] == 1.5
   assert cli.main(argv[:-1] + ["linearized,width", "--resume"]) == 130  # Ctrl-C
   assert calls == ["width", "linearized"]  # width was not run again
-  kept = json.loads((tmp_path / "theory.json").read_text())
+  kept = json.loads((out / "theory.json").read_text())
   assert kept["completed"] == ["width"]  # the interrupted check left the file as it was
 
   monkeypatch.setitem(runner._CHECK_FNS, "linearized", fake("linearized", 2.5))
   assert cli.main(argv[:-1] + ["linearized,width", "--resume"]) == 0
   assert calls == ["width", "linearized", "linearized"]
-  obj = json.loads((tmp_path / "theory.json").read_text())
+  obj = json.loads((out / "theory.json").read_text())
   assert sorted(obj["completed"]) == ["linearized", "width"]
   assert obj["width_figure"] == 1.5 and obj["linearized_figure"] == 2.5
   assert obj["details"]["width"] == {"value": 1.5}

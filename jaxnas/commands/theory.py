@@ -34,8 +34,13 @@ def run(args) -> int:
   if args.quick and args.size not in (None, "quick"):
     raise JaxnasInputError(f"--quick conflicts with --size {args.size}")
   size = args.size or ("quick" if args.quick else "full")
-  if not os.path.isdir(args.out):
-    raise JaxnasInputError(f"output directory {args.out!r} does not exist")
+  parent = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(parent):
+    raise JaxnasInputError(f"the parent of output directory {args.out!r} ({parent!r}) does not "
+                           f"exist")
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise JaxnasInputError(f"--out {args.out!r} exists and is not a directory")
+  os.makedirs(args.out, exist_ok=True)
   checks = runner.parse_checks(args.checks)
   cfg = dataclasses.replace(config.CONFIGS[size], seed=args.seed)
   print(f"jaxnas theory: size {size}, checks {', '.join(checks)} -> {args.out}")
