@@ -8,6 +8,7 @@ initialisations (``fold_in(key(seed), benchmark_index)``, as :mod:`jaxnas.engine
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 from jaxnas.errors import JaxnasInputError
 
@@ -35,6 +36,10 @@ class TheoryConfig:
     nt_modes: BN modes of the NT-implementations check.
     nt_builds: network builds of the NT-implementations check (``'discrete'``: all three
       implementations; ``'shared'``: Jacobian contraction, or all with ``nt_all_on_shared``).
+    nt_C, nt_resolution: channels and input size of the NT-implementations check (default
+      ``C``, ``resolution``); neural-tangents' structured-derivatives and NTK-vector-product
+      implementations need far more memory than Jacobian contraction (196 GB asked for at C=16,
+      16x16, batch 8), and an identity check does not need a large network.
     nt_all_on_shared: also run all three NT implementations through the shared (scan/switch)
       build, not only the discrete one (minutes of compilation on a CPU).
     fast_compile: compile with ``jax_disable_most_optimizations`` (compiles about 2x faster but
@@ -62,6 +67,8 @@ class TheoryConfig:
   nt_modes: tuple = ("batch", "running")
   nt_builds: tuple = ("discrete", "shared")
   nt_all_on_shared: bool = False
+  nt_C: Optional[int] = None
+  nt_resolution: Optional[int] = None
   fast_compile: bool = True  # TINY: each program runs once or twice
   seed: int = 0
 
@@ -77,6 +84,10 @@ class TheoryConfig:
       v = getattr(self, f)
       if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise JaxnasInputError(f"theory config {f} must be a positive integer, got {v!r}")
+    for f in ("nt_C", "nt_resolution"):
+      v = getattr(self, f)
+      if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+        raise JaxnasInputError(f"theory config {f} must be None or a positive integer, got {v!r}")
     if self.resolution % 4 or 32 % self.resolution:
       raise JaxnasInputError(
           f"theory resolution must be a divisor of 32 and a multiple of 4, got {self.resolution}")
@@ -114,5 +125,5 @@ QUICK = TheoryConfig(name="quick", C=8, N=1, resolution=16, batch=16, num_archs=
 FULL = TheoryConfig(name="full", C=16, N=1, resolution=16, batch=32, num_archs=60, id_batch=8,
                     id_archs=4, jensen_batches=8, lin_steps=200, width_cells=_CELLS,
                     widths=(8, 16, 32, 64, 128, 256), width_seeds=3, width_batch=4,
-                    width_resolution=8, nt_all_on_shared=True, fast_compile=False)
+                    width_resolution=8, nt_C=8, nt_resolution=8, fast_compile=False)
 CONFIGS = {"tiny": TINY, "quick": QUICK, "full": FULL}

@@ -38,16 +38,19 @@ def nt_implementations(cfg, archs) -> dict:
   implementations through the shared build's scan/switch takes minutes on a CPU), and with
   Jacobian contraction also on the shared build that the proxies use.
   """
-  batch = common.real_batch(cfg.id_batch, cfg.resolution, cfg.seed)
+  res_px = cfg.nt_resolution or cfg.resolution
+  batch = common.real_batch(cfg.id_batch, res_px, cfg.seed)
+  size = {"C": cfg.nt_C} if cfg.nt_C else {}
   space = get_space("nb201")
-  res = {"by_mode": {}, "arch": nb201.decode(archs[0]), "batch": cfg.id_batch}
+  res = {"by_mode": {}, "arch": nb201.decode(archs[0]), "batch": cfg.id_batch,
+         "C": cfg.nt_C or cfg.C, "resolution": res_px}
   worst, worst_chunk = 0.0, 0.0
   for bn, build in [(bn, build) for bn in cfg.nt_modes for build in cfg.nt_builds]:
     if build == "discrete":
-      net, v = common.discrete(cfg.net(bn=bn), archs[0], batch, cfg.seed)
+      net, v = common.discrete(cfg.net(bn=bn, **size), archs[0], batch, cfg.seed)
       impls = NT_IMPLEMENTATIONS
     else:
-      module = space.model(**cfg.net(bn=bn))
+      module = space.model(**cfg.net(bn=bn, **size))
       net = Network(space, module, jnp.asarray(archs[0], jnp.int32))
       v = common.init_variables(module, archs[0], batch, cfg.seed)
       impls = NT_IMPLEMENTATIONS if cfg.nt_all_on_shared else NT_IMPLEMENTATIONS[:1]
