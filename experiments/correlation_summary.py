@@ -123,14 +123,15 @@ def markdown(rows):
   lines = [head]
   for r in rows:
     n_uni = r["uniform_n"]
-    uni = "" if r["uniform_c10_test"] is None else (
+    uni = "" if r["uniform_c10_test"] is None or n_uni < 300 else (
         f"{r['uniform_c10_test']:.3f} ({'whole space' if r['uniform_is_whole_space'] else n_uni})")
     lines.append(
         f"| {r['proxy']} | {f(r['same100_c10_val'], r['same100_c10_val_n'], 100)} | "
         f"{f(r['same100_c10_test'], r['same100_c10_test_n'], 100)} | "
         f"{f(r['same100_c100_test'], r['same100_c100_test_n'], 100)} | "
         f"{f(r['subset500_c10_val'], r['subset500_c10_val_n'], 500) if r['subset500_c10_val_n'] > 100 else ''} | "
-        f"{f(r['published_naslib_subset'])} | {uni} | {f(r['uniform_c10_test_kendall'])} | "
+        f"{f(r['published_naslib_subset'])} | {uni} | "
+        f"{f(r['uniform_c10_test_kendall']) if uni else ''} | "
         f"{f(r['published_whole_space'])} | "
         f"{f(r['reduced100_c10_val'], r['reduced100_c10_val_n'], 100)} |")
   return "\n".join(lines) + "\n"
