@@ -19,7 +19,6 @@ Writes ``experiments/results/correlation_summary.{json,md}``.
 """
 
 import argparse
-import csv
 import json
 import os
 
@@ -28,38 +27,22 @@ import numpy as np
 from jaxnas import benchmarks
 from jaxnas.benchmarks import nb201 as bench
 from jaxnas.proxies import get_proxy
+from nb201_correlation import (PUBLISHED_SUBSET, PUBLISHED_WHOLE, UNDEFINED_SCORE, arch_set,
+                               read_done as read)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-# Published figures (methods-spec §3.3, §7; the proxy issue): whole space vs CIFAR-10 test accuracy
-# (zero-cost-nas reports |rho|), and NASLib on the 500-architecture subset vs cifar10_val200.
-PUBLISHED_WHOLE = {"synflow": 0.74, "jacob_cov": 0.73, "snip": 0.60, "grad_norm": 0.59,
-                   "grasp": 0.51, "fisher": 0.36, "nwot": 0.77, "zico": 0.80, "params": 0.75,
-                   "flops": 0.73, "epsilon": 0.87}
-PUBLISHED_SUBSET = {"nwot": 0.804, "jacob_cov": 0.782, "params": 0.749, "synflow": 0.745,
-                    "l2_norm": 0.739, "flops": 0.722, "epe_nas": 0.686, "snip": 0.608,
-                    "grad_norm": 0.608, "grasp": 0.565, "fisher": 0.511, "plain": -0.247}
-#: Proxies whose reference leaves undefined scores out of its statistics, and the value jaxnas
-#: returns for them (epsinas: a constant output gives NaN; jaxnas returns 0, the minimum).
-UNDEFINED_SCORE = {"epsilon": 0.0}
-
-
-def read(path):
-  if not os.path.exists(path) or os.path.getsize(path) == 0:
-    return {}
-  with open(path, newline="") as f:
-    return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
 
 
 def same100(seed=0):
-  """The ``subset:100`` architectures of ``nb201_correlation.py`` (same draw)."""
-  sub = np.sort(bench.subset_indices())
-  return np.sort(np.random.default_rng(seed).choice(sub, 100, replace=False))
+  """The ``subset:100`` architectures of ``nb201_correlation.py``."""
+  return arch_set("subset:100", seed)[0]
 
 
 def uniform_set(seed=0, n=1000):
-  """The uniformly drawn part of ``nb201_correlation.py``'s ``subset+N`` set (same draw)."""
-  return np.sort(np.random.default_rng(seed).choice(15625, n, replace=False))
+  """The uniformly drawn part of ``nb201_correlation.py``'s ``subset+N`` set."""
+  idx, is_uniform = arch_set(f"subset+{n}", seed)
+  return idx[is_uniform]
 
 
 def rho(scores, idx, truth, drop=None, kendall=False):
