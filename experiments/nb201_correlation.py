@@ -14,12 +14,18 @@ Architecture sets (``--set``):
     CPU for the whole subset).
 
 Scores go to ``OUT/scores_<proxy>.csv`` incrementally (one flushed chunk at a time); rerunning skips
-architectures already scored. The table goes to ``OUT/table.{json,md}`` and scatter plots to
+architectures already scored. ``--shard K/M`` scores every M-th architecture of the set from the
+K-th, so M processes (each with its own ``--out``) share a machine's cores; ``--merge DIR ...``
+then appends their scores to ``--out`` (a score depends only on architecture, seed and batch, so
+a shard's score equals the unsharded one; merging checks this on any overlap). The table goes to ``OUT/table.{json,md}`` and scatter plots to
 ``OUT/scatter_<truth>.png``.
 
   python experiments/nb201_correlation.py --proxies params,flops --set all
   python experiments/nb201_correlation.py --proxies synflow,nwot --set subset+1000
   python experiments/nb201_correlation.py --table-only
+  python experiments/nb201_correlation.py --proxies nwot --set all --shard 0/2 --out /tmp/s0 &
+  python experiments/nb201_correlation.py --proxies nwot --set all --shard 1/2 --out /tmp/s1
+  python experiments/nb201_correlation.py --merge /tmp/s0 /tmp/s1
 """
 
 import argparse
@@ -78,6 +84,54 @@ def read_done(path):
     return {}
   with open(path, newline="") as f:
     return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
+
+
+def shard(indices: np.ndarray, spec: str) -> np.ndarray:
+  """The ``K/M`` shard of ``indices``: every M-th element from the K-th ('' = all)."""
+  if not spec:
+    return indices
+  try:
+    k, m = (int(v) for v in spec.split("/"))
+  except ValueError:
+    raise SystemExit(f"--shard must be K/M with integers 0 <= K < M, got {spec!r}") from None
+  if not 0 <= k < m:
+    raise SystemExit(f"--shard must be K/M with integers 0 <= K < M, got {spec!r}")
+  return indices[k::m]
+
+
+def merge(out_dir: str, sources: list[str], rtol: float = 1e-6) -> dict:
+  """Appends to ``out_dir``'s score files the rows of ``sources``' score files it lacks.
+
+  Returns ``{proxy: rows added}``. Raises SystemExit if a source scores an architecture that
+  ``out_dir`` (or an earlier source) already has with a different value beyond ``rtol``.
+  """
+  added = {}
+  for src in sources:
+    if not os.path.isdir(src):
+      raise SystemExit(f"--merge: {src!r} is not a directory")
+    for fn in sorted(os.listdir(src)):
+      if not (fn.startswith("scores_") and fn.endswith(".csv")):
+        continue
+      proxy, path = fn[len("scores_"):-4], os.path.join(out_dir, fn)
+      have = read_done(path)
+      with open(os.path.join(src, fn), newline="") as f:
+        rows = list(csv.DictReader(f))
+      new = [r for r in rows if int(r["index"]) not in have]
+      for r in rows:
+        i, v = int(r["index"]), float(r["score"])
+        if i in have and not np.isclose(v, have[i], rtol=rtol, atol=0.0, equal_nan=True):
+          raise SystemExit(f"--merge: {proxy} architecture {i} scored {v!r} in {src} but "
+                           f"{have[i]!r} in {out_dir} (same seed and batch should agree)")
+      header = not os.path.exists(path) or os.path.getsize(path) == 0
+      with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if header:
+          w.writerow(_io.CSV_COLUMNS)
+        for r in new:
+          w.writerow([r[c] for c in _io.CSV_COLUMNS])
+      added[proxy] = added.get(proxy, 0) + len(new)
+      print(f"  merged {len(new)} new {proxy} scores from {src}", flush=True)
+  return added
 
 
 def score_proxy(proxy, indices, out_dir, batch, seed, chunk, config=None):
@@ -180,12 +234,19 @@ def main():
   p.add_argument("--config", default="", help="network overrides, e.g. N=1 (reduced size; use "
                  "a separate --out)")
   p.add_argument("--resolution", type=int, default=32, help="average-pool images to RxR")
+  p.add_argument("--shard", default="", help="K/M: score every M-th architecture of the set "
+                 "from the K-th (run M processes, each with its own --out, then --merge)")
+  p.add_argument("--merge", nargs="+", default=[], metavar="DIR",
+                 help="append the score files of these --out directories to --out, then tabulate")
   a = p.parse_args()
   os.makedirs(a.out, exist_ok=True)
-  if not a.table_only:
+  if a.merge:
+    merge(a.out, a.merge)
+  elif not a.table_only:
     names = list_proxies() if a.proxies == "all" else _io.split(a.proxies)
     config = {k: int(v) for k, v in (kv.split("=") for kv in _io.split(a.config))}
     idx, _ = arch_set(a.set, a.seed)
+    idx = shard(idx, a.shard)
     for name in names:
       proxy = get_proxy(name)
       bs = proxy.batch_size or a.batch_size
