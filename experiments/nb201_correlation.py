@@ -10,6 +10,7 @@ Architecture sets (``--set``):
   * ``subset``: the 500-architecture subset;
   * ``subset+N``: the subset plus N more drawn uniformly with ``--seed`` (whole-space estimates
     come from the uniform part; the subset is not a uniform sample);
+  * ``uniform:N``: only the N uniform draws of ``subset+N`` (same seed, same architectures);
   * ``subset:N``: N architectures of the subset drawn with ``--seed`` (for proxies too slow on a
     CPU for the whole subset).
 
@@ -70,13 +71,17 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
       raise SystemExit(f"--set subset:N needs 1 <= N <= {len(sub)}, got {n}")
     idx = np.sort(np.random.default_rng(seed).choice(sub, n, replace=False))
     return idx, np.zeros(n, bool)
-  if name.startswith("subset+"):
-    n = int(name.split("+", 1)[1])
+  if name.startswith(("subset+", "uniform:")):
+    n = int(name.replace("+", ":").split(":", 1)[1])
+    if not 0 < n <= 15625:
+      raise SystemExit(f"--set {name}: N must be in 1..15625, got {n}")
     rng = np.random.default_rng(seed)
     uni = np.sort(rng.choice(15625, n, replace=False))
+    if name.startswith("uniform:"):
+      return uni, np.ones(n, bool)
     idx = np.union1d(sub, uni)
     return idx, np.isin(idx, uni)
-  raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N, subset:N")
+  raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N, uniform:N, subset:N")
 
 
 def read_done(path):

@@ -74,7 +74,7 @@ ROWS = {
     "rea-synflow": ("rea", {"proxy": "synflow", "n": 100, "population": 20, "sample_size": 5},
                     None, "100 evaluations, population 20, tournament 5, SynFlow fitness"),
     "rea-ensemble": ("rea", {"proxy": "ensemble", "n": 100, "population": 20, "sample_size": 5},
-                     None, "as rea-synflow, fitness: the ensemble proxy (synflow + nwot)"),
+                     None, "as rea-synflow, fitness: the ensemble proxy (its shipped members)"),
     "hnas-small": ("hnas", {"config": {"C": 8, "N": 1}, "resolution": 16, "batch_size": 32,
                             "pool": 100, "queries": 10},
                    (94.04, 0.21, "RoBoT Table 2"),

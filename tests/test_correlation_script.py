@@ -63,3 +63,13 @@ def test_merge_refuses_disagreeing_scores(script, tmp_path):
     script.merge(str(out), [str(src)])
   with pytest.raises(SystemExit, match="not a directory"):
     script.merge(str(out), [str(tmp_path / "missing")])
+
+
+def test_uniform_set_is_the_uniform_part_of_subset_plus(script):
+  idx, is_uni = script.arch_set("subset+300", seed=3)
+  uni, flags = script.arch_set("uniform:300", seed=3)
+  assert flags.all() and len(uni) == 300
+  assert set(uni) <= set(idx)
+  np.testing.assert_array_equal(np.sort(idx[is_uni]), np.sort(uni))
+  with pytest.raises(SystemExit, match="allowed"):
+    script.arch_set("everything", seed=0)

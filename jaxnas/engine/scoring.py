@@ -17,7 +17,9 @@ architectures in one of these ways (``mode``):
   with ``vmap`` vs 33.2 with ``map``, nwot 2.2 vs 7.8).
 
 Each architecture's variables are initialised inside the compiled function from
-``fold_in(key, benchmark_index)``, so a score depends only on (architecture, seed, batch), never on
+``fold_in(key, benchmark_index)``, as float32 draws also for proxies that run in float64
+(:func:`jaxnas.spaces.ops.float32_draws`), so every proxy that takes these variables sees the same
+network, and a score depends only on (architecture, seed, batch), never on
 chunking, order, mode or device count. With several devices the chunk is split over a 1-D mesh
 (:mod:`jaxnas.engine.sharding`).
 """
@@ -36,7 +38,7 @@ from jaxnas.data import Batch
 from jaxnas.engine import sharding
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.proxies import Proxy, get_proxy
-from jaxnas.spaces import Network, SearchSpace, get_space
+from jaxnas.spaces import Network, SearchSpace, get_space, ops
 
 MODES = ("auto", "map", "vmap", "hybrid")
 #: Mode ``'auto'`` picks for proxies whose traced computation branches (``lax.cond``/``switch``),
@@ -158,7 +160,10 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
     k = jax.random.fold_in(key, ident)
     k_init, k_proxy = jax.random.split(k)
     net = Network(space, module, arch)
-    variables = net.init(k_init, batch.x) if proxy.needs_variables else None
+    variables = None
+    if proxy.needs_variables:
+      with ops.float32_draws():  # the same weights in float32 and float64 proxies
+        variables = net.init(k_init, batch.x)
     return jnp.asarray(proxy.fn(net, variables, batch, k_proxy)).reshape(())
 
   def local(archs, ids, batch, key):

@@ -18,6 +18,8 @@ The layers are plain functions of arrays so that a network can pick one of them 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from typing import NamedTuple, Optional
 
@@ -41,6 +43,35 @@ def check_bn_mode(mode: str) -> str:
   return mode
 
 
+_DRAW_DTYPE: contextvars.ContextVar = contextvars.ContextVar("jaxnas_draw_dtype", default=None)
+
+
+@contextlib.contextmanager
+def float32_draws():
+  """Inside this context the weight initialisers draw float32 numbers even with 64-bit floats on.
+
+  With ``jax_enable_x64`` an initialiser called without a dtype draws float64 numbers: other
+  weights than the same key gives in float32. :mod:`jaxnas.engine` initialises every proxy's
+  variables inside this context, so a float64 proxy (``freeflow``, ``ensemble``) sees the same
+  network as a float32 one for the same (architecture, seed). Trace-time only (Python context).
+  """
+  token = _DRAW_DTYPE.set(jnp.float32)
+  try:
+    yield
+  finally:
+    _DRAW_DTYPE.reset(token)
+
+
+def _draws(init):
+  """``init(key, shape, dtype)`` that honours :func:`float32_draws`."""
+  def wrapped(key, shape, dtype=None):
+    forced = _DRAW_DTYPE.get()
+    if forced is not None:
+      return init(key, shape, forced)
+    return init(key, shape) if dtype is None else init(key, shape, dtype)
+  return wrapped
+
+
 def kernel_init(init: str, stack_dims: int = 0):
   """Weight initialiser by name: ``'torch'`` (PyTorch default) or ``'kaiming_normal'`` (fan-in).
 
@@ -49,9 +80,10 @@ def kernel_init(init: str, stack_dims: int = 0):
   """
   batch = tuple(range(stack_dims))
   if init == "torch":
-    return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform", batch_axis=batch)
+    return _draws(nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform",
+                                                   batch_axis=batch))
   if init == "kaiming_normal":
-    return nn.initializers.variance_scaling(2.0, "fan_in", "normal", batch_axis=batch)
+    return _draws(nn.initializers.variance_scaling(2.0, "fan_in", "normal", batch_axis=batch))
   raise unknown("initialiser", init, INITS)
 
 
@@ -66,7 +98,7 @@ def _torch_bias_init(fan_in: int):
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-  return init
+  return _draws(init)
 
 
 # ------------------------------------------------------------------ pure layers

@@ -52,3 +52,33 @@ def test_ensemble_equals_combination_of_standalone_members(index):
                                                 batch, k_proxy))])
   assert np.isfinite(got)
   np.testing.assert_allclose(got, E.combine(members)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_engine_ensemble_equals_combination_of_engine_scored_members():
+  """Through the engine (which traces ``ensemble`` with 64-bit floats on), the members see the
+  same networks as when scored on their own: the engine draws every proxy's weights as float32
+  (``ops.float32_draws``); without it the float64 draws would give nwot other weights."""
+  from jaxnas import engine
+  batch = tiny_batch_of(16)
+  archs = nb201.from_index(np.array([180, 9930, 15624]))
+  names = [m["name"] for m in E.coefficients()["members"]]
+  got = engine.score("nb201", archs, ["ensemble"] + names, batch, seed=3, config=TINY)
+  np.testing.assert_allclose(got["ensemble"], E.combine({n: got[n] for n in names}),
+                             rtol=1e-9, atol=1e-12)
+
+
+def test_float32_draws_give_x64_initialisation_the_float32_weights():
+  space = spaces.get_space("nb201")
+  net = spaces.Network(space, space.model(**TINY), nb201.from_index(180))
+  x = tiny_batch_of(4).x
+  want = net.init(jax.random.key(1), x)["params"]
+  with enable_x64():
+    plain = net.init(jax.random.key(1), x)["params"]
+    with spaces.ops.float32_draws():
+      forced = net.init(jax.random.key(1), x)["params"]
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+                         want, forced)
+  diffs = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
+      lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
+      want, plain))
+  assert max(diffs) > 1e-3  # what the context prevents: float64 draws are other weights
