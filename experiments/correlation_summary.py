@@ -40,9 +40,8 @@ def same100(seed=0):
 
 
 def uniform_set(seed=0, n=1000):
-  """The uniformly drawn part of ``nb201_correlation.py``'s ``subset+N`` set."""
-  idx, is_uniform = arch_set(f"subset+{n}", seed)
-  return idx[is_uniform]
+  """The uniformly drawn part of ``nb201_correlation.py``'s ``subset+N`` set (``uniform:N``)."""
+  return arch_set(f"uniform:{n}", seed)[0]
 
 
 def rho(scores, idx, truth, drop=None, kendall=False):

@@ -3,17 +3,18 @@
 Fit set: one half (seeded) of the NB201 architectures that every candidate has scored in the
 correlation study and that are *not* in the 500-architecture subset (a uniform sample: the
 correlation study's ``subset+N`` draws, or all 15,125 once every candidate has scored the whole
-space); target: their CIFAR-100 200-epoch test accuracy (``cifar100_test200``). Candidate members' scores are transformed (``log1p`` for
-SynFlow, ``log`` for #params and FLOPs, identity for NASWOT) and standardised on the fit half; the
-weights maximise Spearman's rho with the target over a grid on the simplex (step 0.1); members
+space); target: their CIFAR-100 200-epoch test accuracy (``cifar100_test200``). Candidate
+members' scores are transformed (``log1p`` for SynFlow, ``log`` for #params and FLOPs, identity
+for NASWOT) and standardised on the fit half; the weights maximise Spearman's rho with the target over a grid on the simplex (step 0.1); members
 with weight 0 are dropped.
 
 Held out, and reported: the other uniform half (CIFAR-10 and CIFAR-100 test accuracy: an unbiased
 estimate of whole-space rank correlation), and the 500-architecture subset (CIFAR-10 validation
-accuracy, NASLib's protocol; also ImageNet16-120 validation accuracy, a third dataset); when every candidate has scored all 15,625 architectures, also the
-whole space against CIFAR-10 test accuracy (the issue's goal; CIFAR-10 is never fitted on, though
-the fit half's architectures are in it). Writes ``jaxnas/_assets/ensemble.json`` (the coefficients the proxy
-uses, with the fit set and the held-out figures) and ``experiments/results/ensemble.json``.
+accuracy, NASLib's protocol; also ImageNet16-120 validation accuracy, a third dataset); when every
+candidate has scored all 15,625 architectures, also the whole space against CIFAR-10 test accuracy
+(the issue's goal; CIFAR-10 is never fitted on, though the fit half's architectures are in it).
+Writes ``jaxnas/_assets/ensemble.json`` (the coefficients the proxy uses, with the fit set and the
+held-out figures) and ``experiments/results/ensemble.json``.
 
   python experiments/fit_ensemble.py                 # after nb201_correlation.py has scored the members
 """
@@ -27,6 +28,7 @@ import numpy as np
 from jaxnas import benchmarks
 from jaxnas.benchmarks import nb201 as bench
 from jaxnas.proxies import ensemble as E
+from nb201_correlation import read_done
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: Candidate members. l2_norm ("log") as a fifth candidate got weight 0 in the whole-space fit
@@ -37,14 +39,11 @@ MEMBERS = (("synflow", "log1p"), ("nwot", "identity"), ("params", "log"), ("flop
 
 
 def read(path):
-  import csv
-  with open(path, newline="") as f:
-    return {int(r["index"]): float(r["score"]) for r in csv.DictReader(f)}
-
-
-def zrank(a):
-  r = np.argsort(np.argsort(a)).astype(np.float64)
-  return (r - r.mean()) / r.std()
+  """Scores of one member's CSV; a missing or empty file is an error (the member is not scored)."""
+  scores = read_done(path)
+  if not scores:
+    raise SystemExit(f"no scores in {path}: run nb201_correlation.py for this proxy first")
+  return scores
 
 
 def main():
@@ -84,11 +83,11 @@ def main():
   spec = {"members": members}
 
   def report(idx, truth):
-    s = E.combine(feats(idx), spec)
+    x = feats(idx)
     acc = benchmarks.accuracy(idx, truth)
-    out = {"n": int(len(idx)), "ensemble": benchmarks.spearman(s, acc)}
+    out = {"n": int(len(idx)), "ensemble": benchmarks.spearman(E.combine(x, spec), acc)}
     for m, _ in MEMBERS:
-      out[m] = benchmarks.spearman(feats(idx)[m], acc)
+      out[m] = benchmarks.spearman(x[m], acc)
     return out
 
   figures = {

@@ -72,7 +72,10 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.sort(np.random.default_rng(seed).choice(sub, n, replace=False))
     return idx, np.zeros(n, bool)
   if name.startswith(("subset+", "uniform:")):
-    n = int(name.replace("+", ":").split(":", 1)[1])
+    try:
+      n = int(name.replace("+", ":").split(":", 1)[1])
+    except ValueError:
+      raise SystemExit(f"--set {name}: N must be an integer in 1..15625") from None
     if not 0 < n <= 15625:
       raise SystemExit(f"--set {name}: N must be in 1..15625, got {n}")
     rng = np.random.default_rng(seed)
