@@ -50,8 +50,8 @@ def matmul_rate(n=1024, dtype="float32", repeats=7):
   import jax.numpy as jnp
   ctx = None
   if dtype == "float64":
-    from jaxnas.engine.scoring import _enable_x64
-    ctx = _enable_x64()
+    from jaxnas._compat import enable_x64
+    ctx = enable_x64()
     ctx.__enter__()
   try:
     a = jax.random.normal(jax.random.key(0), (n, n), dtype=jnp.dtype(dtype))

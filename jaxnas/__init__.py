@@ -5,7 +5,17 @@ Search spaces are pure Flax modules (:mod:`jaxnas.spaces`), proxies are jitted, 
 live in :mod:`jaxnas.benchmarks`, data in :mod:`jaxnas.data`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from jaxnas import _xla
+
+# Measured XLA:CPU defaults, unless the user set XLA_FLAGS (jaxnas._xla); before any computation.
+_xla.apply_defaults()
+
+from jaxnas import _compat  # noqa: E402
+
+# The same random stream on every supported JAX (see jaxnas._compat.use_classic_prng).
+_compat.use_classic_prng()
 
 from jaxnas.errors import JaxnasInputError
 from jaxnas.spaces import Network, SearchSpace, get_space, list_spaces, network

@@ -119,7 +119,13 @@ def _reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
 
 @functools.lru_cache(maxsize=4)
 def _tfds(name: str, split: str, data_dir: Optional[str]):
-  import tensorflow_datasets as tfds  # heavy (TensorFlow): imported only here
+  try:
+    import tensorflow_datasets as tfds  # heavy (TensorFlow): an extra, imported only here
+  except ImportError as e:
+    raise JaxnasInputError(
+        f"dataset {name!r} is loaded through tensorflow-datasets, which is not installed "
+        f"({e}); install the extra: pip install 'jaxnas[tfds]' (or use --dataset "
+        "cifar10-bundled)") from None
   data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
   where = data_dir or "~/tensorflow_datasets"
   builder = tfds.builder(name, data_dir=data_dir)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxnas import _compat
 from jaxnas.errors import JaxnasInputError
 from jaxnas.spaces import darts
 from jaxnas.spaces import darts_net as DN
@@ -248,7 +249,7 @@ def _jaxpr_macs(jaxpr):
       (lc, _), _ = eqn.params["dimension_numbers"]
       contracted = int(np.prod([eqn.invars[0].aval.shape[d] for d in lc]))
       total += int(np.prod(eqn.outvars[0].aval.shape)) * contracted
-    for sub in jax.core.jaxprs_in_params(eqn.params):
+    for sub in _compat.jaxprs_in_params(eqn.params):
       total += _jaxpr_macs(sub)
   return total
 

@@ -85,6 +85,20 @@ def test_unprepared_tfds_dataset_fails_with_clear_message(tmp_path):
   assert "tfds build cifar10" in out.stdout and "cifar10-bundled" in out.stdout
 
 
+def test_missing_tfds_extra_fails_with_clear_message():
+  # tensorflow-datasets is the extra jaxnas[tfds], not part of the default install
+  code = ("import sys; sys.modules['tensorflow_datasets'] = None\n"
+          "from jaxnas import data\n"
+          "try:\n"
+          "  data.minibatch('cifar100', 8)\n"
+          "except data.JaxnasInputError as e:\n"
+          "  print('ERR', e)\n")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert "ERR dataset 'cifar100' is loaded through tensorflow-datasets, which is not installed" \
+      in out.stdout, out.stdout + out.stderr
+  assert "jaxnas[tfds]" in out.stdout
+
+
 def test_importing_jaxnas_does_not_import_tensorflow():
   code = ("import sys, jaxnas, jaxnas.data, jaxnas.spaces, jaxnas.proxies, jaxnas.engine\n"
           "jaxnas.proxies.list_proxies()\n"

@@ -69,7 +69,8 @@ def test_augmentation():
   cut = np.asarray(train.augment(key, jnp.asarray(images), crop_padding=0, flip=False, cutout=4))
   zeroed = np.all(cut == 0.0, axis=-1) & ~np.all(norm == 0.0, axis=-1)
   assert 0 < zeroed.sum(axis=(1, 2)).max() <= 16 and zeroed.sum(axis=(1, 2)).min() >= 4
-  np.testing.assert_array_equal(cut[~zeroed], norm[~zeroed])
+  # untouched pixels: the same normalised values (XLA may fuse the normalisation: 1 ulp)
+  np.testing.assert_allclose(cut[~zeroed], norm[~zeroed], rtol=1e-6, atol=1e-6)
 
 
 def test_tiny_network_learns_and_runs_are_reproducible():

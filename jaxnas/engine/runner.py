@@ -42,13 +42,15 @@ def _jsonable(v):
 
 
 def versions() -> dict:
-  """Versions of the libraries that determine the numbers."""
+  """Versions of the libraries that determine the numbers, and the random stream."""
   import flax
   import jax
   import jaxlib
   import jaxnas
+  partitionable = bool(getattr(jax.config, "jax_threefry_partitionable", False))
   return {"jaxnas": jaxnas.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-          "flax": flax.__version__, "numpy": np.__version__}
+          "flax": flax.__version__, "numpy": np.__version__,
+          "prng": "threefry_partitionable" if partitionable else "threefry_classic"}
 
 
 def module_settings(space, proxy, config) -> dict:

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas._compat import enable_x64, jaxpr_as_fun
 from jaxnas.data import Batch
 from jaxnas.engine import sharding
 from jaxnas.errors import JaxnasInputError, unknown
@@ -47,22 +48,11 @@ AUTO_BRANCHING = {"cpu": "map", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "
 #: Architectures per group in ``'hybrid'`` mode when not given.
 DEFAULT_GROUP = 4
 
-try:  # jax 0.4.23 (pinned)
-  from jax.experimental import enable_x64 as _enable_x64
-except ImportError:  # later JAX releases
-  def _enable_x64():
-    return jax.enable_x64(True)  # type: ignore[attr-defined]
-
-try:
-  from jax.extend.core import jaxpr_as_fun as _jaxpr_as_fun  # later JAX releases
-except ImportError:  # jax 0.4.23 (pinned)
-  from jax.core import jaxpr_as_fun as _jaxpr_as_fun
-
 
 def x64_context(proxy: Proxy):
   """``enable_x64`` for proxies that need float64 (synflow), else a no-op context."""
   if proxy.x64:
-    return _enable_x64()
+    return enable_x64()
   return contextlib.nullcontext()
 
 
@@ -173,7 +163,7 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
       closed, shape = jax.make_jaxpr(one, return_shape=True)(archs[0], ids[0], batch, key)
       info["branches"] = _has_conditional(closed.jaxpr)
       m = resolve_mode(mode, info["branches"], platform)
-      run = _jaxpr_as_fun(closed)
+      run = jaxpr_as_fun(closed)
       treedef = jax.tree_util.tree_structure(shape)
 
       def f(a, i, b, k):

@@ -20,8 +20,8 @@ or on the command line ``jaxnas score --distributed ...`` (each process writes `
 across independent machines. Processes never communicate while scoring: each scores a contiguous
 share of the architecture list on its :func:`jax.local_devices`.
 
-This module is the only place that names sharding APIs, so the move to ``jax.shard_map`` /
-``jax.make_mesh`` of later JAX releases is one edit here.
+This module is the only place that names sharding APIs (``shard_map`` itself comes from
+:mod:`jaxnas._compat`, the one module that bridges JAX releases).
 """
 
 from __future__ import annotations
@@ -32,22 +32,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxnas import _compat
 from jaxnas.errors import JaxnasInputError
 
 AXIS = "archs"
 
-try:  # jax >= 0.6: jax.shard_map(f, mesh=, in_specs=, out_specs=, check_vma=)
-  _shard_map_new = jax.shard_map  # type: ignore[attr-defined]
-except AttributeError:  # jax 0.4.23 (pinned): jax.experimental.shard_map
-  _shard_map_new = None
-  from jax.experimental.shard_map import shard_map as _shard_map_old
-
-
-def shard_map(f, mesh: Mesh, in_specs, out_specs):
-  """``shard_map`` without replication checks, across JAX versions."""
-  if _shard_map_new is not None:
-    return _shard_map_new(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
-  return _shard_map_old(f, mesh, in_specs, out_specs, check_rep=False)
+shard_map = _compat.shard_map
 
 
 def local_mesh(devices: Optional[Sequence] = None) -> Mesh:

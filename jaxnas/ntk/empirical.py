@@ -1,4 +1,4 @@
-"""Empirical neural tangent kernels of jaxnas networks, computed by ``neural_tangents``.
+"""Empirical neural tangent kernels of jaxnas networks: jaxnas' own, or neural-tangents' as a check.
 
 The empirical NTK of a network ``f(theta, X)`` with ``B`` samples and ``K`` outputs is
 
@@ -7,23 +7,34 @@ The empirical NTK of a network ``f(theta, X)`` with ``B`` samples and ``K`` outp
 i.e. ``J J^T`` for the Jacobian ``J`` (``B*K x P``); NASI Eq. 1 (Shu et al., ICLR 2022) calls it
 ``Theta_0`` when taken at initialisation. With ``trace_outputs=True`` the two output axes are traced
 (``sum_k Theta[i, j, k, k]``, shape ``(B, B)``), otherwise the full ``(B, B, K, K)`` is returned.
-Note: neural-tangents' ``trace_axes`` returns the *mean* over the traced axes (it divides by their
-size); the functions here return the trace proper (the sum).
+
+Backends (``backend=``):
+
+* ``'jaxnas'`` (default, current JAX): two routes (``implementation=``), as in Novak et al., ICML
+  2022 ("Fast finite width neural tangent kernel"):
+  - ``'jacobian_contraction'`` (also ``'auto'``): ``J_1 = jacrev f(., X_1)``, ``J_2`` likewise,
+    ``Theta = sum over parameter leaves of J_1 J_2^T``; memory ``B K P`` floats per chunk;
+  - ``'ntk_vector_products'``: never forms ``J``; each column ``Theta e_{(j,l)} = J_1 (J_2^T
+    e_{(j,l)})`` is one ``vjp`` of ``f(., X_2)`` followed by one ``jvp`` of ``f(., X_1)``,
+    ``vmap``-ed over the ``B_2 K`` basis cotangents; memory ``B_2 K`` parameter-sized tangents.
+* ``'neural_tangents'``: ``neural_tangents.empirical_ntk_fn`` (its three implementations, adding
+  ``'structured_derivatives'``). neural-tangents 0.6.5 imports only on jax 0.4.23, so this backend
+  is what the oracle environment uses (``experiments/nt_oracle.py``); elsewhere asking for it is a
+  clear error. neural-tangents' ``trace_axes`` returns the *mean* over the traced axes; jaxnas
+  returns the trace proper (the sum) with either backend.
 
 Samples interact under batch-statistics BatchNorm (``bn='batch'``, PyTorch train mode): row
 ``(i, k)`` of ``J`` is then the derivative of ``f_k(x_i; X)`` computed *inside the batch*, and
-neural-tangents' ``vmap_axes=0`` (which evaluates ``f`` one sample at a time) would silently give
-the NTK of a different network. Such networks are handled as *coupled*: ``f`` is evaluated on the
-whole batch and the samples' rows are selected by index (``vmap_axes=None``); a request for
-``vmap_axes=0`` on them is refused. This costs ``B`` times more than the uncoupled case (every row
-is a full-batch reverse pass).
+evaluating ``f`` one sample at a time (neural-tangents' ``vmap_axes=0``) would silently give the
+NTK of a different network. Such networks are handled as *coupled*: ``f`` is evaluated on the whole
+batch and the samples' rows are selected by index; a request for ``vmap_axes=0`` on them is
+refused. This costs ``B`` times more than the uncoupled case (every row is a full-batch reverse
+pass); uncoupled networks are differentiated one sample at a time (``vmap`` of ``jacrev``).
 
 Memory: the Jacobian of a chunk of ``c`` samples and ``k`` outputs holds ``c * k * P`` floats.
 ``sample_chunk`` / ``output_chunk`` split the work into blocks mapped with ``jax.lax.map`` (so the
 whole computation stays one jittable function): the traced kernel is summed over output chunks and
 assembled from ``(sample chunk, sample chunk)`` blocks.
-
-neural-tangents imports TensorFlow (seconds, ~650 MB); it is imported only when a kernel is built.
 """
 
 from __future__ import annotations
@@ -37,26 +48,44 @@ from flax import traverse_util
 
 from jaxnas.errors import JaxnasInputError, unknown
 
-#: Names of neural-tangents' ``NtkImplementation`` values.
+#: Backends of the empirical NTK.
+BACKENDS = ("jaxnas", "neural_tangents")
+#: Implementations per backend (neural-tangents' ``NtkImplementation`` values for that backend).
 IMPLEMENTATIONS = {
-    "auto": 0,
-    "jacobian_contraction": 1,
-    "ntk_vector_products": 2,
-    "structured_derivatives": 3,
+    "jaxnas": ("auto", "jacobian_contraction", "ntk_vector_products"),
+    "neural_tangents": ("auto", "jacobian_contraction", "ntk_vector_products",
+                        "structured_derivatives"),
 }
+_NT_CODES = {"auto": 0, "jacobian_contraction": 1, "ntk_vector_products": 2,
+             "structured_derivatives": 3}
 
 
 def import_nt():
-  """``neural_tangents``, imported on first use (it pulls in TensorFlow)."""
+  """``neural_tangents``, imported on first use; a clear error where it cannot import.
+
+  neural-tangents 0.6.5 (its last release) imports only with jax 0.4.23 (``from jax.core import
+  Jaxpr`` and ``jax.util`` are gone from later JAX); it is not part of jaxnas' install.
+  """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+  try:
+    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+  except Exception as e:  # ImportError, or AttributeError from its use of removed JAX APIs
+    raise JaxnasInputError(
+        f"backend 'neural_tangents' needs neural-tangents, which does not import here "
+        f"(jax {jax.__version__}: {type(e).__name__}: {e}). Its last release (0.6.5) runs only "
+        "on jax 0.4.23: `pip install jax==0.4.23 jaxlib==0.4.23 'numpy<2' 'scipy<1.13' "
+        "neural-tangents==0.6.5` in a separate environment (see README, 'NTK backends'), or use "
+        "backend='jaxnas'") from None
   return nt
 
 
-def _implementation(name: str) -> int:
-  if name not in IMPLEMENTATIONS:
-    raise unknown("NTK implementation", name, IMPLEMENTATIONS)
-  return IMPLEMENTATIONS[name]
+def check_backend(backend: str, implementation: str = "auto") -> None:
+  """Raises :class:`JaxnasInputError` for an unknown backend or implementation."""
+  if backend not in BACKENDS:
+    raise unknown("NTK backend", backend, BACKENDS)
+  if implementation not in IMPLEMENTATIONS[backend]:
+    raise unknown(f"NTK implementation of backend {backend!r}", implementation,
+                  IMPLEMENTATIONS[backend])
 
 
 def is_coupled(net) -> bool:
@@ -72,32 +101,93 @@ def _chunks(n: int, size: Optional[int], what: str) -> int:
   return size
 
 
+def _flat_jacobian(f: Callable, params, x, coupled: bool):
+  """Leaves ``(n, K, P_leaf)`` of the Jacobian of ``f(params, x) -> (n, K)``."""
+  if coupled:
+    jac = jax.jacrev(lambda p: f(p, x))(params)
+  else:  # samples independent: differentiate one at a time
+    jac = jax.vmap(lambda xi: jax.jacrev(
+        lambda p: f(p, jax.tree_util.tree_map(lambda a: a[None], xi))[0])(params))(x)
+  return [j.reshape(j.shape[0], j.shape[1], -1) for j in jax.tree_util.tree_leaves(jac)]
+
+
+def _contract(j1, j2, trace_outputs: bool, diagonal: bool):
+  """``sum_leaves J_1 J_2^T`` with the requested output trace / sample diagonal."""
+  spec = {(True, True): "ikp,ikp->i", (True, False): "ikp,jkp->ij",
+          (False, True): "ikp,ilp->ikl", (False, False): "ikp,jlp->ijkl"}[trace_outputs, diagonal]
+  return sum(jnp.einsum(spec, a, b) for a, b in zip(j1, j2))
+
+
+def _jacobian_contraction(f, trace_outputs, diagonal, coupled):
+  def ntk(x1, x2, params):
+    j1 = _flat_jacobian(f, params, x1, coupled)
+    j2 = j1 if x2 is None else _flat_jacobian(f, params, x2, coupled)
+    return _contract(j1, j2, trace_outputs, diagonal)
+  return ntk
+
+
+def _ntk_vector_products(f, trace_outputs, diagonal, coupled):
+  del coupled  # f is always evaluated on the whole (index or input) batch here
+
+  def ntk(x1, x2, params):
+    x2_ = x1 if x2 is None else x2
+    y2, vjp2 = jax.vjp(lambda p: f(p, x2_), params)
+    n2, k = y2.shape
+
+    def column(ct):  # Theta e = J_1 (J_2^T e)
+      return jax.jvp(lambda p: f(p, x1), (params,), vjp2(ct))[1]
+
+    basis = jnp.eye(n2 * k, dtype=y2.dtype).reshape(n2 * k, n2, k)
+    cols = jax.vmap(column)(basis)                                  # [(j, l), i, m]
+    n1 = cols.shape[1]
+    theta = cols.reshape(n2, k, n1, k).transpose(2, 0, 3, 1)        # [i, j, m, l]
+    if diagonal:
+      theta = jnp.diagonal(theta, axis1=0, axis2=1)                 # [m, l, i]
+      theta = jnp.moveaxis(theta, -1, 0)
+      return jnp.einsum("ikk->i", theta) if trace_outputs else theta
+    return jnp.einsum("ijkk->ij", theta) if trace_outputs else theta
+  return ntk
+
+
 def kernel_fn(apply_fn: Callable, *, trace_outputs: bool = True, diagonal: bool = False,
-              coupled: bool = True, implementation: str = "jacobian_contraction"):
-  """A neural-tangents empirical NTK function for ``apply_fn(params, x) -> (n, K)``.
+              coupled: bool = True, implementation: str = "jacobian_contraction",
+              backend: str = "jaxnas"):
+  """An empirical NTK function ``ntk(x1, x2, params)`` of ``apply_fn(params, x) -> (n, K)``.
 
   Args:
     apply_fn: the network as a function of parameters and a batch.
-    trace_outputs: trace over the output axis (``trace_axes=(-1,)``) or keep it.
-    diagonal: only the sample diagonal (``diagonal_axes=(0,)``).
-    coupled: samples interact (batch-statistics BN); then ``vmap_axes=None``. ``False`` asserts
-      they do not and uses ``vmap_axes=0`` (much cheaper).
-    implementation: a key of :data:`IMPLEMENTATIONS`.
-
-  Returns:
-    ``ntk(x1, x2, params)`` as :func:`neural_tangents.empirical_ntk_fn`.
+    trace_outputs: return the trace over the output axis (a sum) or keep it.
+    diagonal: only the sample diagonal (``x2`` must be ``None``).
+    coupled: samples interact (batch-statistics BN); ``x1``/``x2`` are then sample indices of a
+      batch that ``apply_fn`` closes over, and the batch is always evaluated whole. ``False``
+      asserts they do not (one-sample evaluation, much cheaper).
+    implementation: one of ``IMPLEMENTATIONS[backend]``.
+    backend: ``'jaxnas'`` or ``'neural_tangents'`` (module docstring).
   """
-  nt = import_nt()
-  return nt.empirical_ntk_fn(
-      apply_fn, trace_axes=(-1,) if trace_outputs else (),
-      diagonal_axes=(0,) if diagonal else (), vmap_axes=None if coupled else 0,
-      implementation=_implementation(implementation))
+  check_backend(backend, implementation)
+  if backend == "neural_tangents":
+    nt = import_nt()
+    fn = nt.empirical_ntk_fn(
+        apply_fn, trace_axes=(-1,) if trace_outputs else (),
+        diagonal_axes=(0,) if diagonal else (), vmap_axes=None if coupled else 0,
+        implementation=_NT_CODES[implementation])
+    if not trace_outputs:
+      return fn
+
+    def summed(x1, x2, params):  # neural-tangents' traced kernel is a mean over the outputs
+      k = jax.eval_shape(apply_fn, params, x1).shape[-1]
+      return float(k) * fn(x1, x2, params)
+    return summed
+  route = (_ntk_vector_products if implementation == "ntk_vector_products"
+           else _jacobian_contraction)
+  return route(apply_fn, trace_outputs, diagonal, coupled)
 
 
 def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
                   diagonal: bool = False, coupled: bool = True,
                   implementation: str = "jacobian_contraction",
-                  sample_chunk: Optional[int] = None, output_chunk: Optional[int] = None):
+                  sample_chunk: Optional[int] = None, output_chunk: Optional[int] = None,
+                  backend: str = "jaxnas"):
   """The empirical NTK of ``apply_fn`` at ``params`` on the batch ``x``.
 
   Args:
@@ -108,13 +198,15 @@ def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
     diagonal: only ``i == j``: ``(B,)`` or ``(B, K, K)``.
     coupled: samples interact through the batch (batch-statistics BN). The batch is then always
       evaluated whole and rows are picked by sample index.
-    implementation: a key of :data:`IMPLEMENTATIONS`.
+    implementation: one of ``IMPLEMENTATIONS[backend]``.
     sample_chunk: samples per block (a divisor of ``B``); default all.
     output_chunk: outputs per block (a divisor of ``K``; only with ``trace_outputs``).
+    backend: ``'jaxnas'`` (default) or ``'neural_tangents'`` (module docstring).
 
   Returns:
     The kernel, float array of the shapes above.
   """
+  check_backend(backend, implementation)
   n = jax.tree_util.tree_leaves(x)[0].shape[0]
   k_out = jax.eval_shape(apply_fn, params, x).shape[-1]
   c = _chunks(n, sample_chunk, "sample_chunk")
@@ -133,20 +225,15 @@ def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
         y = apply_fn(p, xb)
       return jax.lax.dynamic_slice_in_dim(y, out_block * kc, kc, axis=-1) if n_out > 1 else y
     return kernel_fn(f, trace_outputs=trace_outputs, diagonal=diagonal, coupled=coupled,
-                     implementation=implementation)
+                     implementation=implementation, backend=backend)
 
   def rows(i):
     if coupled:
       return jnp.arange(c) + i * c
     return jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * c, c), x)
 
-  # neural-tangents divides a traced kernel by the size of the traced axes (a mean over outputs);
-  # multiplying by it back gives the trace proper, sum_k Theta[i, j, k, k].
-  scale = float(kc) if trace_outputs else 1.0
-
   def one_output_chunk(o):
-    nt_fn = block_fn(o)
-    fn = lambda a, b, p: scale * nt_fn(a, b, p)
+    fn = block_fn(o)
     if diagonal:
       out = jax.lax.map(lambda i: fn(rows(i), None, params), jnp.arange(n_blocks))
       return out.reshape((n,) + out.shape[2:])
@@ -169,7 +256,7 @@ def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
 def split_params(params, select=None):
   """``(chosen, rest)`` flat dicts of a Flax params tree; ``select`` is a tree of bools (None: all).
 
-  NT differentiates ``chosen``; ``merge_params(chosen, rest)`` rebuilds the tree for ``apply``.
+  The kernel differentiates ``chosen``; ``merge_params(chosen, rest)`` rebuilds the tree for ``apply``.
   """
   flat = traverse_util.flatten_dict(params)
   if select is None:
@@ -200,7 +287,7 @@ def network_apply(net, variables, select=None):
 def network_ntk(net, variables, x, *, select=None, trace_outputs: bool = True,
                 diagonal: bool = False, implementation: str = "jacobian_contraction",
                 vmap_axes: Optional[int] = None, sample_chunk: Optional[int] = None,
-                output_chunk: Optional[int] = None):
+                output_chunk: Optional[int] = None, backend: str = "jaxnas"):
   """Empirical NTK of a :class:`jaxnas.spaces.Network` on the batch ``x`` (NHWC).
 
   Args:
@@ -210,7 +297,7 @@ def network_ntk(net, variables, x, *, select=None, trace_outputs: bool = True,
       e.g. ``jaxnas.spaces.params.select(params, WEIGHTS_AND_BIASES)``.
     vmap_axes: ``None`` (decide from the network: 0 when samples do not interact) or ``0``;
       ``0`` on a network with batch-statistics BN raises :class:`JaxnasInputError`.
-    trace_outputs, diagonal, implementation, sample_chunk, output_chunk: see
+    trace_outputs, diagonal, implementation, sample_chunk, output_chunk, backend: see
       :func:`empirical_ntk`.
   """
   coupled = is_coupled(net)
@@ -224,4 +311,4 @@ def network_ntk(net, variables, x, *, select=None, trace_outputs: bool = True,
   apply_fn, chosen = network_apply(net, variables, select)
   return empirical_ntk(apply_fn, chosen, x, trace_outputs=trace_outputs, diagonal=diagonal,
                        coupled=coupled, implementation=implementation,
-                       sample_chunk=sample_chunk, output_chunk=output_chunk)
+                       sample_chunk=sample_chunk, output_chunk=output_chunk, backend=backend)

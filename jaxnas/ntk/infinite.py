@@ -1,4 +1,8 @@
-"""Infinite-width NNGP and NTK kernels of NB201 cell networks (no BatchNorm), via ``neural_tangents.stax``.
+"""Infinite-width NNGP and NTK kernels of NB201 cell networks (no BatchNorm).
+
+Built from the stax-style combinators of :mod:`jaxnas.ntk.stax` (``backend='jaxnas'``, default) or
+from ``neural_tangents.stax`` (``backend='neural_tangents'``, where neural-tangents imports: the
+oracle environment of ``experiments/nt_oracle.py``); both give the same kernels.
 
 The *cell network* is the NB201 cell without BN, stacked: stem Conv3x3 (3 -> C) -> ``N`` cells ->
 ReLU -> global average pool -> Dense(K), in NTK parameterisation (every conv/dense computes
@@ -8,7 +12,7 @@ not a stax padding mode), and NTK theory has no BatchNorm. ``W_std = 1/sqrt(3)``
 variance of PyTorch's default initialiser (``U(+-1/sqrt(fan_in))``).
 
 The cell is written with ``serial / parallel / FanOut / FanInSum / Conv / Relu / AvgPool /
-Identity``. One subtlety: ``FanInSum``'s kernel is the *sum of its branches' kernels*, i.e. it
+Identity`` (jaxnas adds ``Zero`` and ``Linear``). One subtlety: ``FanInSum``'s kernel is the *sum of its branches' kernels*, i.e. it
 assumes independent branches. That holds for branches that end in a freshly initialised conv (zero
 mean weights decorrelate them), but not for parameter-free paths (skip, avg-pool) that leave one
 source twice, e.g. ``n3 = skip(n1) + skip(skip(n1))`` has covariance ``4 K``, not ``2 K``; 3,352 of
@@ -16,7 +20,8 @@ the 15,625 cells contain such a pair. So each node is expanded into a sum over i
 *sources* (the cell input and the output of each conv edge) of a linear, parameter-free operator
 ``Q_s`` (a polynomial in the 3x3 average pool ``P``, from counting the paths): ``Q_s = I`` is
 ``Identity``, ``Q_s = P^a`` is ``a`` ``AvgPool`` layers, and any other polynomial (e.g. ``2 I``,
-``I + P``) is an exact ``stax.Aggregate`` with the dense matrix of ``Q_s``. Sub-networks shared by
+``I + P``) is an exact linear map with the dense matrix of ``Q_s`` (jaxnas' ``Linear``;
+neural-tangents' ``Aggregate``). Sub-networks shared by
 several sources are duplicated in the stax graph; that leaves the infinite-width kernels unchanged
 (they meet only through independent zero-mean convs) but makes stax's own ``apply_fn`` a different
 finite network, so :func:`finite_apply` implements the finite cell network itself (shared nodes,
@@ -29,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import warnings
 from typing import NamedTuple
 
@@ -37,8 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.errors import JaxnasInputError
-from jaxnas.ntk.empirical import import_nt
+from jaxnas.errors import JaxnasInputError, unknown
+from jaxnas.ntk import stax as own_stax
+from jaxnas.ntk.empirical import BACKENDS, import_nt
 from jaxnas.spaces import nb201, ops
 from jaxnas.spaces.nb201_net import CONV1, CONV3, EDGES, NONE, POOL, SKIP
 
@@ -73,11 +78,7 @@ def components(arch):
   return nodes
 
 
-@functools.lru_cache(maxsize=16)
-def pool_matrix(h: int, w: int) -> np.ndarray:
-  """The 3x3 average pool (stride 1, padding excluded from the count) as a ``(h*w, h*w)`` matrix."""
-  eye = jnp.eye(h * w, dtype=jnp.float32).reshape(h * w, h, w, 1)
-  return np.asarray(ops.avg_pool_3x3(eye)).reshape(h * w, h * w).T  # column j = P e_j
+pool_matrix = own_stax.avg_pool_matrix
 
 
 def _operator(poly, h: int, w: int) -> np.ndarray:
@@ -94,6 +95,7 @@ class _Ctx(NamedTuple):
   h: int
   w: int
   w_std: float
+  own: bool  # jaxnas.ntk.stax (else neural_tangents.stax)
 
 
 def _linear(stax, poly, ctx: _Ctx):
@@ -102,11 +104,14 @@ def _linear(stax, poly, ctx: _Ctx):
     return stax.Identity()
   if len(poly) == 1 and list(poly.values()) == [1]:
     (a,) = poly.keys()
-    pool = stax.AvgPool((3, 3), strides=(1, 1), padding="SAME", normalize_edges=True)
+    pool = (stax.AvgPool() if ctx.own else
+            stax.AvgPool((3, 3), strides=(1, 1), padding="SAME", normalize_edges=True))
     return stax.serial(*([pool] * a))
+  if ctx.own:
+    return stax.Linear(_operator(poly, ctx.h, ctx.w)) if poly else stax.Zero()
   q = _operator(poly, ctx.h, ctx.w) if poly else np.zeros((ctx.h * ctx.w,) * 2)
   # stax.Aggregate: out[n, j] = sum_i x[n, i] pattern[n, i, j], so pattern = Q^T.
-  dense = jnp.asarray(q.T.reshape(ctx.h, ctx.w, ctx.h, ctx.w), jnp.float32)
+  dense = jnp.asarray(q.T.reshape(ctx.h, ctx.w, ctx.h, ctx.w))  # float64 under x64
 
   def to_dense(pattern):
     return jnp.broadcast_to(dense, (pattern.shape[0],) + dense.shape)
@@ -142,16 +147,23 @@ def _quiet_stax():
     yield
 
 
+def _stax(backend: str):
+  if backend not in BACKENDS:
+    raise unknown("kernel backend", backend, BACKENDS)
+  return own_stax if backend == "jaxnas" else import_nt().stax
+
+
 def cell_network(arch, *, C: int = 16, N: int = 1, num_classes: int = 1, resolution: int = 8,
-                 w_std: float = TORCH_W_STD):
+                 w_std: float = TORCH_W_STD, backend: str = "jaxnas"):
   """``(init_fn, apply_fn, kernel_fn)`` of the cell network of ``arch`` (module docstring).
 
-  Call the functions with ``pattern=`` :func:`pattern_for` ``(x)`` (``kernel_fn``: a pair), which
-  the exact ``Aggregate`` layers need; :func:`analytic_kernels` does this for you.
+  With ``backend='neural_tangents'`` call the functions with ``pattern=`` :func:`pattern_for`
+  ``(x)`` (``kernel_fn``: a pair), which its exact ``Aggregate`` layers need;
+  :func:`analytic_kernels` does this for you.
   """
-  stax = import_nt().stax
+  stax = _stax(backend)
   a = tuple(int(v) for v in nb201.encode(arch))
-  ctx = _Ctx(a, C, resolution, resolution, w_std)
+  ctx = _Ctx(a, C, resolution, resolution, w_std, backend == "jaxnas")
   comps = components(a)
   with _quiet_stax():
     layers = [stax.Conv(C, (3, 3), padding="SAME", W_std=w_std, b_std=None)]
@@ -177,14 +189,18 @@ class Kernels(NamedTuple):
   ntk: jax.Array
 
 
-def analytic_kernels(arch, x1, x2=None, *, N: int = 1, w_std: float = TORCH_W_STD) -> Kernels:
+def analytic_kernels(arch, x1, x2=None, *, N: int = 1, w_std: float = TORCH_W_STD,
+                     backend: str = "jaxnas") -> Kernels:
   """Infinite-width NNGP and NTK ``(B1, B2)`` of the cell network of ``arch`` on NHWC inputs.
 
   Per output unit (the infinite-width kernel is ``K (x) I_outputs``). Inputs must be square.
+  ``backend``: ``'jaxnas'`` (:mod:`jaxnas.ntk.stax`) or ``'neural_tangents'``.
   """
   if x1.ndim != 4 or x1.shape[1] != x1.shape[2]:
     raise JaxnasInputError(f"inputs must be square NHWC images, got shape {x1.shape}")
-  _, _, kfn = cell_network(arch, C=1, N=N, resolution=x1.shape[1], w_std=w_std)
+  _, _, kfn = cell_network(arch, C=1, N=N, resolution=x1.shape[1], w_std=w_std, backend=backend)
+  if backend == "jaxnas":
+    return Kernels(*kfn(x1, x2, ("nngp", "ntk")))
   x2_ = x1 if x2 is None else x2
   with _quiet_stax():
     k = kfn(x1, x2, ("nngp", "ntk"), pattern=(pattern_for(x1), pattern_for(x2_)))

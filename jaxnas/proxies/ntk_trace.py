@@ -1,4 +1,4 @@
-"""``ntk_trace``: the exact trace of the empirical NTK, through neural-tangents.
+"""``ntk_trace``: the exact trace of the empirical NTK (:mod:`jaxnas.ntk.empirical`).
 
     ntk_trace = ||Theta_0||_tr = tr(J J^T) = sum_{x in X} ||d f(x) / d theta||_F^2
 
@@ -8,7 +8,7 @@ Shu et al., ICLR 2022; the exact quantity NASI's cheap estimate ``nasi`` stands 
 Conventions (chosen here; NASI's theory has no BatchNorm): the network runs with BN in *eval mode*
 (``bn='running'``: the stored statistics, which at initialisation are mean 0 / variance 1, so every
 BN is the affine map ``gamma * x / sqrt(1 + eps) + beta``) so samples do not interact and the
-kernel's diagonal is computed one sample at a time (``vmap_axes=0``), in blocks of at most 8
+kernel's diagonal is computed one sample at a time (uncoupled samples), in blocks of at most 8
 samples (the full Jacobian of a 64-image batch of the full-size NB201 network is 4.3 GB). With
 train-mode BN the exact trace costs a full-batch reverse pass per (sample, logit), i.e. ``B`` times
 more: use :func:`jaxnas.ntk.network_ntk` for it. Batch: the caller's (64 by default).
@@ -30,8 +30,8 @@ def _chunk(n: int) -> int:
 def ntk_trace(net, variables, batch, key):
   """Exact empirical NTK trace sum_x ||df(x)/dtheta||_F^2 (all logits, all params, eval-mode BN).
 
-  NASI's ||Theta_0||_tr (Shu et al., ICLR 2022, Eq. 9), computed with neural-tangents
-  (``empirical_ntk_fn``, Jacobian contraction, diagonal only); see the module docstring.
+  NASI's ||Theta_0||_tr (Shu et al., ICLR 2022, Eq. 9), computed by Jacobian contraction
+  (:func:`jaxnas.ntk.network_ntk`, diagonal only); see the module docstring.
   """
   from jaxnas.ntk.empirical import network_ntk
   del key

@@ -29,7 +29,7 @@ class Proxy(NamedTuple):
     fn: ``fn(net, variables, batch, key) -> scalar``.
     needs_data: reads ``batch.x`` (False: data-free, e.g. ``params``, ``synflow``).
     needs_labels: reads ``batch.y``.
-    x64: must be traced and run with 64-bit floats enabled (``jax.experimental.enable_x64``).
+    x64: must be traced and run with 64-bit floats enabled (``jaxnas._compat.enable_x64``).
     batch_size: the minibatch size the defining paper uses, or None for the caller's default.
     config: overrides of the space's module configuration, e.g. ``{'num_classes': 1}``.
     higher_is_better: orientation of the score.

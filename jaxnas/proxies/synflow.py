@@ -45,7 +45,7 @@ def _require_x64(name):
   if jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64:
     raise JaxnasInputError(
         f"proxy {name!r} needs 64-bit floats (its values overflow float32): run it under "
-        "jax.experimental.enable_x64() (jaxnas.engine does this for x64 proxies)")
+        "jaxnas._compat.enable_x64() (jaxnas.engine does this for x64 proxies)")
 
 
 def synflow_of(net, variables, x):

@@ -6,7 +6,7 @@ For every architecture (same initialisation as :func:`jaxnas.engine.score`) on o
 * NASI estimates ``||mean grad CE||^2`` (``jaxnas.proxies.nasi``) with true labels, random labels
   and N(0, 1) inputs, in train-mode BN (as registered) and in eval-mode BN;
 * the exact full NTK ``(B, B, K, K)`` with batch-statistics BN (samples coupled) and in eval mode,
-  through neural-tangents; from each: trace, condition number, smallest eigenvalue and NASI's
+  (:mod:`jaxnas.ntk.empirical`); from each: trace, condition number, smallest eigenvalue and NASI's
   predicted loss (Eq. 4 in NASI's form ``r_0 = -Y``, at step ``cfg.nasi_step`` with one step size
   ``eta = 0.9 / max_A lambda_max(A)`` shared by all architectures);
 * the exact eval-mode trace on the gaussian inputs.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas import benchmarks
 from jaxnas.ntk import empirical, spectrum

@@ -23,7 +23,7 @@ class TheoryConfig:
       per-architecture studies.
     batch: images per batch in the per-architecture studies.
     num_archs: architectures sampled uniformly from NB201 (seeded) for the correlation studies.
-    id_batch: batch of the exact-identity checks (NT implementations, trace identity, Eq. 4).
+    id_batch: batch of the exact-identity checks (NTK implementations, trace identity, Eq. 4).
     id_archs: architectures of the identity checks.
     jensen_batches: batches of ``id_batch`` images in the Jensen check.
     lin_steps: gradient-descent steps of the linearised-training check.
@@ -33,14 +33,14 @@ class TheoryConfig:
     width_batch, width_resolution: inputs of the width study.
     nasi_step: step ``t`` at which NASI's predicted loss is correlated with accuracy.
     hnas_metrics: registered proxies compared with HNAS' M_trace.
-    nt_modes: BN modes of the NT-implementations check.
-    nt_builds: network builds of the NT-implementations check (``'discrete'``: all three
-      implementations; ``'shared'``: Jacobian contraction, or all with ``nt_all_on_shared``).
-    nt_C, nt_resolution: channels and input size of the NT-implementations check (default
-      ``C``, ``resolution``); neural-tangents' structured-derivatives and NTK-vector-product
-      implementations need far more memory than Jacobian contraction (196 GB asked for at C=16,
-      16x16, batch 8), and an identity check does not need a large network.
-    nt_all_on_shared: also run all three NT implementations through the shared (scan/switch)
+    nt_modes: BN modes of the NTK-implementations check.
+    nt_builds: network builds of the NTK-implementations check (``'discrete'``: every
+      implementation; ``'shared'``: Jacobian contraction, or all with ``nt_all_on_shared``).
+    nt_C, nt_resolution: channels and input size of the NTK-implementations check (default
+      ``C``, ``resolution``); NTK-vector products hold ``B K`` parameter-sized tangents at once
+      (neural-tangents' structured derivatives asked for 196 GB at C=16, 16x16, batch 8), and an
+      identity check does not need a large network.
+    nt_all_on_shared: also run every NTK implementation through the shared (scan/switch)
       build, not only the discrete one (minutes of compilation on a CPU).
     fast_compile: compile with ``jax_disable_most_optimizations`` (compiles about 2x faster but
       runs the derivative-heavy programs about 10x slower on a CPU: only worth it when each

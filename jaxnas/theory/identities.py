@@ -5,8 +5,9 @@ values as the shared build, see :func:`jaxnas.theory.common.discrete`), in both 
 batch statistics (samples coupled; per-sample quantities are rows of the batched Jacobian) and
 eval mode (``bn='running'``, samples independent).
 
-* the three neural-tangents implementations of the empirical NTK (Jacobian contraction, NTK-vector
-  products, structured derivatives) and the library's own ``J J^T`` agree, with batch-statistics BN
+* the implementations of the empirical NTK (:mod:`jaxnas.ntk.empirical`: Jacobian contraction and
+  NTK-vector products; neural-tangents' own are checked against them by ``experiments/nt_oracle.py``)
+  and the library's own per-sample ``J J^T`` agree, with batch-statistics BN
   (samples coupled) and with eval-mode BN; chunked evaluation equals unchunked;
 * NASI Eq. 9: ``tr Theta = sum_x ||J_x||_F^2``;
 * NASI Eq. 10: ``||grad_theta L_x|| <= gamma ||J_x||_F`` with ``gamma = sqrt(2)`` for softmax
@@ -26,16 +27,16 @@ from jaxnas.ntk import empirical, per_sample
 from jaxnas.spaces import Network, get_space, nb201
 from jaxnas.theory import common
 
-NT_IMPLEMENTATIONS = ("jacobian_contraction", "ntk_vector_products", "structured_derivatives")
+NT_IMPLEMENTATIONS = tuple(i for i in empirical.IMPLEMENTATIONS["jaxnas"] if i != "auto")
 BN_MODES = ("batch", "running")  # samples coupled / not coupled
 GAMMA = float(np.sqrt(2.0))
 
 
 def nt_implementations(cfg, archs) -> dict:
-  """Max relative difference of each NT implementation (and chunking) to the library's ``J J^T``.
+  """Max relative difference of each NTK implementation (and chunking) to the per-sample ``J J^T``.
 
-  On the discrete build of the first architecture (plain convolutions; compiling the three
-  implementations through the shared build's scan/switch takes minutes on a CPU), and with
+  On the discrete build of the first architecture (plain convolutions; compiling every
+  implementation through the shared build's scan/switch takes minutes on a CPU), and with
   Jacobian contraction also on the shared build that the proxies use.
   """
   res_px = cfg.nt_resolution or cfg.resolution
@@ -75,7 +76,7 @@ def nt_implementations(cfg, archs) -> dict:
 
 
 def _per_sample_stats(net, v, batch):
-  """NT trace diagonal, own ``||J_x||_F^2`` and per-sample loss-gradient norms (independent
+  """Kernel trace diagonal, own ``||J_x||_F^2`` and per-sample loss-gradient norms (independent
   derivations: the loss gradients are taken of the loss, not contracted from ``J``)."""
   apply_fn, chosen = empirical.network_apply(net, v)
   coupled = empirical.is_coupled(net)

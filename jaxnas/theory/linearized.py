@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas.ntk import empirical, spectrum
 from jaxnas.spaces import nb201

@@ -19,7 +19,7 @@ def _save(fig, path):
 
 
 def nt_implementations(res, path):
-  """Bar chart (log scale) of each NT implementation's max relative difference to own ``J J^T``, one
+  """Bar chart (log scale) of each NTK implementation's max relative difference to own ``J J^T``, one
   bar per ``bn/build`` row of ``res['by_mode']``; saved to ``path``.
   """
   plt = _plt()
@@ -33,14 +33,14 @@ def nt_implementations(res, path):
   ax.set_yscale("log")
   ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, fontsize=7)
   ax.set_ylabel("max |K - K_own| / max |K_own|")
-  ax.set_title("neural-tangents implementations vs J J^T (0 shown as 1e-12)", fontsize=9)
+  ax.set_title("NTK implementations vs per-sample J J^T (0 shown as 1e-12)", fontsize=9)
   ax.legend(fontsize=7)
   _save(fig, path)
 
 
 def identities(res, path):
   """NASI Eq. 9-11 from ``res`` (:func:`jaxnas.theory.identities.trace_and_jensen`): own vs
-  neural-tangents trace (Eq. 9), Lipschitz ratios (Eq. 10), Jensen and chain ratios (Eq. 11);
+  kernel trace (Eq. 9), Lipschitz ratios (Eq. 10), Jensen and chain ratios (Eq. 11);
   saved to ``path``.
   """
   plt = _plt()
@@ -54,7 +54,7 @@ def identities(res, path):
   lim = [min(p["trace_own"] for p in pts), max(p["trace_own"] for p in pts)]
   axes[0].plot(lim, lim, "k--", lw=0.8)
   axes[0].set(xscale="log", yscale="log", xlabel="sum_x ||J_x||_F^2 (own)",
-              ylabel="tr Theta (neural-tangents)")
+              ylabel="tr Theta (empirical NTK)")
   axes[0].set_title(f"Eq. 9, max rel err {res['trace_identity_max_rel_err']:.1e}", fontsize=9)
   axes[0].legend(fontsize=7)
   axes[1].hist(raw["lipschitz_ratio"], bins=30)
@@ -103,7 +103,7 @@ def width(res, path):
   ax.set(xscale="log", yscale="log", xlabel="width C",
          ylabel="||Theta_C - Theta_inf||_F / ||Theta_inf||_F")
   ax.legend(fontsize=6)
-  ax.set_title(f"empirical -> analytic (stax) NTK; mean slope {res['width_convergence_slope']:.2f}",
+  ax.set_title(f"empirical -> analytic NTK; mean slope {res['width_convergence_slope']:.2f}",
                fontsize=9)
   _save(fig, path)
 

@@ -1,8 +1,9 @@
-"""Convergence of the empirical NTK of finite NB201 cell networks to the analytic (stax) NTK.
+"""Convergence of the empirical NTK of finite NB201 cell networks to the analytic infinite-width NTK.
 
 For each cell and width ``C``, the relative Frobenius error ``||Theta_C - Theta_inf||_F /
 ||Theta_inf||_F`` between the empirical NTK of the finite cell network (NTK parameterisation, no
-BN; :mod:`jaxnas.ntk.infinite`) computed with neural-tangents and the analytic infinite-width NTK,
+BN; :mod:`jaxnas.ntk.infinite`) computed by :mod:`jaxnas.ntk.empirical` and the analytic
+infinite-width NTK (:mod:`jaxnas.ntk.stax`),
 averaged over initialisations. Theory (Jacot et al. 2018; Hanin & Nica 2019) predicts fluctuations
 of order ``C^-1/2``, i.e. a log-log slope near -0.5.
 """

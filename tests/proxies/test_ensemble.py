@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas import spaces
 from jaxnas.errors import JaxnasInputError

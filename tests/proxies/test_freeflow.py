@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas import spaces
 from jaxnas.proxies import freeflow as F

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import _common

@@ -5,7 +5,7 @@ network."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas.proxies.snip import saliency
 from jaxnas.spaces import params as P

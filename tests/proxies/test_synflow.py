@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
+from jaxnas._compat import enable_x64
 
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import get_proxy

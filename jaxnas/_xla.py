@@ -1,0 +1,51 @@
+"""jaxnas' default XLA:CPU settings, applied only when the user has set none.
+
+Measured on the engine's real workloads by ``experiments/xla_flags.py`` (figures in BENCHMARKS.md,
+"XLA:CPU settings"). XLA reads ``XLA_FLAGS`` once, when the first computation starts its backend,
+so these apply when jaxnas is imported before any JAX computation runs (the ``jaxnas`` command
+always is). Rules:
+
+* ``XLA_FLAGS`` already set (even to an empty string): left exactly as it is;
+* ``JAXNAS_XLA_FLAGS=none``: nothing is set; ``JAXNAS_XLA_FLAGS="--flag=v ..."``: those are used;
+* otherwise :data:`DEFAULT_CPU_FLAGS` on JAX releases known to accept them (XLA stops the process
+  on an unknown flag, so older releases get nothing).
+
+The flags name only the CPU backend; GPU and TPU backends ignore them.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Flags applied by default (see the module docstring for the measurement).
+DEFAULT_CPU_FLAGS = "--xla_cpu_use_xnnpack=true"
+#: Oldest jax release on which :data:`DEFAULT_CPU_FLAGS` was seen accepted (0.10.2, 0.12.0.1).
+MIN_JAX = (0, 10)
+
+
+def _jax_version() -> tuple:
+  from importlib.metadata import PackageNotFoundError, version  # pylint: disable=g-import-not-at-top
+  try:
+    return tuple(int(p) for p in version("jax").split(".")[:2])
+  except (PackageNotFoundError, ValueError):
+    return (0, 0)
+
+
+def default_flags(environ=None) -> str | None:
+  """The ``XLA_FLAGS`` jaxnas would set for this environment, or None to leave it alone."""
+  env = os.environ if environ is None else environ
+  if "XLA_FLAGS" in env:
+    return None
+  choice = env.get("JAXNAS_XLA_FLAGS")
+  if choice is not None:
+    return None if choice.strip().lower() in ("", "none") else choice
+  return DEFAULT_CPU_FLAGS if _jax_version() >= MIN_JAX else None
+
+
+def apply_defaults(environ=None) -> str | None:
+  """Sets ``XLA_FLAGS`` per :func:`default_flags`; returns what it set (None: nothing)."""
+  env = os.environ if environ is None else environ
+  flags = default_flags(env)
+  if flags is not None:
+    env["XLA_FLAGS"] = flags
+  return flags

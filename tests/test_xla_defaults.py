@@ -1,0 +1,29 @@
+"""jaxnas' default XLA:CPU flags: applied only when the user set none, overridable, and in effect."""
+
+import subprocess
+import sys
+
+from jaxnas import _xla
+from tests.conftest import REPO
+
+
+def test_user_flags_win_and_the_override_is_honoured():
+  assert _xla.default_flags({"XLA_FLAGS": ""}) is None            # set, even empty: untouched
+  assert _xla.default_flags({"XLA_FLAGS": "--xla_cpu_use_xnnpack=false"}) is None
+  assert _xla.default_flags({"JAXNAS_XLA_FLAGS": "none"}) is None
+  assert _xla.default_flags({"JAXNAS_XLA_FLAGS": "--a=1"}) == "--a=1"
+  env = {}
+  assert _xla.apply_defaults(env) == _xla.DEFAULT_CPU_FLAGS and env["XLA_FLAGS"] == \
+      _xla.DEFAULT_CPU_FLAGS
+
+
+def test_importing_jaxnas_sets_the_default_only_without_user_flags():
+  code = "import os, jaxnas; print(repr(os.environ.get('XLA_FLAGS')))"
+  base = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+  mine = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                        timeout=120, env={**base, "XLA_FLAGS": "--xla_cpu_enable_fast_math=false"})
+  assert mine.stdout.strip() == repr("--xla_cpu_enable_fast_math=false"), mine.stderr
+  dflt = subprocess.run([sys.executable, "-c", code + "; import jax; jax.numpy.ones(2).block_until_ready()"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120, env=base)
+  assert dflt.returncode == 0, dflt.stderr  # XLA accepted the flags (it aborts on unknown ones)
+  assert dflt.stdout.strip() == repr(_xla.default_flags({})), dflt.stdout
