@@ -50,7 +50,8 @@ def main(argv=None) -> int:
   """Runs ``jaxnas`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
   The status is the command's (0 when it returns None); 2 when no command is given (the help is
-  printed) or on bad input (one line on stderr); 130 on Ctrl-C.
+  printed) or on bad input (one line on stderr); 1 when the system refuses a file operation
+  (permission, disk full: one line naming the file); 130 on Ctrl-C.
   """
   parser = build_parser()
   try:
@@ -62,6 +63,10 @@ def main(argv=None) -> int:
   except JaxnasInputError as e:
     print(f"jaxnas: error: {str(e).replace(chr(10), ' ')}", file=sys.stderr)
     return 2
+  except OSError as e:
+    where = f" {e.filename!r}" if e.filename is not None else ""
+    print(f"jaxnas: error: {str(e.strerror or e).replace(chr(10), ' ')}{where}", file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print("jaxnas: interrupted", file=sys.stderr)
     return 130

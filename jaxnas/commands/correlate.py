@@ -21,9 +21,13 @@ def run(args) -> int:
   if not truths:
     raise JaxnasInputError(f"--truth is empty; allowed: {', '.join(benchmarks.METRICS)}")
   for t in truths:
+    if truths.count(t) > 1:
+      raise JaxnasInputError(f"--truth names {t!r} twice; give each metric once")
     if t not in benchmarks.METRICS:
       raise JaxnasInputError(
           f"unknown truth metric {t!r}; allowed: {', '.join(benchmarks.METRICS)}")
+  if args.plot:
+    _io.check_output_path(args.plot, "--plot")
   scores = _io.read_scores(args.scores)
   print(_io.format_table(_io.correlation_table(scores, truths)))
   if args.plot:

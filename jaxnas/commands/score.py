@@ -2,7 +2,8 @@
 
 With ``--out`` the CSV is written chunk by chunk to ``OUT.partial`` (each chunk committed before the
 next starts) and renamed to ``OUT`` when complete, beside ``OUT.meta.json`` (settings, versions,
-checksum); ``--resume`` continues a killed run. See :mod:`jaxnas.engine.store`.
+checksum); ``--resume`` continues a killed run. An existing ``OUT`` is never replaced without
+``--overwrite`` (and then only when the new run is complete). See :mod:`jaxnas.engine.store`.
 """
 
 import os
@@ -34,9 +35,11 @@ def add_arguments(s):
   s.add_argument("--out", default=None, help="CSV path (columns index,arch_str,proxy,score)")
   g = s.add_argument_group("long runs")
   g.add_argument("--resume", action="store_true",
-                 help="continue an interrupted run of --out (same settings required)")
+                 help="continue an interrupted run of --out, or keep a complete --out (same "
+                      "settings required)")
   g.add_argument("--overwrite", action="store_true",
-                 help="discard an interrupted run of --out and start again")
+                 help="start again: discard an interrupted run of --out and replace an existing "
+                      "--out when the new run completes")
   g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
   g.add_argument("--chunk-size", type=int, default=64,
                  help="architectures per compiled call and per committed chunk (default 64)")
@@ -56,7 +59,8 @@ def add_arguments(s):
   g.add_argument("--num-processes", type=int, default=None, help="with --distributed")
   g.add_argument("--process-id", type=int, default=None, help="with --distributed")
   g.add_argument("--merge", default=None,
-                 help="comma-separated finished shard files to join into --out (no scoring)")
+                 help="comma-separated finished shard files to join into --out (no scoring; "
+                      "--overwrite replaces an existing --out)")
   s.add_argument("--config", default=None,
                  help="module configuration overrides, e.g. C=8,N=1 (smaller networks)")
   s.add_argument("--resolution", type=int, default=None,
@@ -77,27 +81,25 @@ def score_rows(space, archs, results):
 
 
 def parse_config(text, space) -> dict:
-  """``'C=8,N=1,bn=none'`` -> ``{'C': 8, 'N': 1, 'bn': 'none'}`` (ints, floats, true/false)."""
-  if not text:
+  """``'C=8,N=1,bn=none'`` -> ``{'C': 8, 'N': 1, 'bn': 'none'}``, each value of its option's type.
+
+  Raises :class:`JaxnasInputError` for an item that is not KEY=VALUE, a key given twice, an unknown
+  key or a value of the wrong type (see :func:`jaxnas.commands._io.check_config`).
+  """
+  if text is None:
     return {}
-  fields = [f for f in space.model().__dataclass_fields__ if f not in ("parent", "name")]
-  out = {}
+  raw = {}
   for item in _io.split(text):
     k, sep, v = item.partition("=")
     k, v = k.strip(), v.strip()
     if not sep or not k:
       raise JaxnasInputError(f"--config item {item!r} is not KEY=VALUE")
-    if k not in fields:
-      raise JaxnasInputError(f"unknown --config key {k!r}; allowed: {', '.join(fields)}")
-    for conv in (int, float):
-      try:
-        out[k] = conv(v)
-        break
-      except ValueError:
-        continue
-    else:
-      out[k] = {"true": True, "false": False}.get(v.lower(), v)
-  return out
+    if k in raw:
+      raise JaxnasInputError(f"--config key {k!r} given twice ({raw[k]!r} and {v!r})")
+    raw[k] = v
+  if not raw:
+    raise JaxnasInputError("--config is empty; give KEY=VALUE items, e.g. C=8,N=1")
+  return _io.check_config(space, raw, "--config")
 
 
 def downsample(batch, resolution):
@@ -112,6 +114,28 @@ def downsample(batch, resolution):
   n, _, w, c = batch.x.shape
   x = np.asarray(batch.x).reshape(n, resolution, f, w // f, f, c).mean((2, 4))
   return Batch(x.astype(np.float32), batch.y)
+
+
+def _check_numbers(args) -> None:
+  """Raises :class:`JaxnasInputError` for an integer option out of its range (before any work)."""
+  _io.check_seed(args.seed)
+  for option, value in (("--sample", args.sample), ("--batch-size", args.batch_size),
+                        ("--chunk-size", args.chunk_size), ("--group", args.group),
+                        ("--devices", args.devices), ("--resolution", args.resolution),
+                        ("--num-processes", args.num_processes)):
+    _io.check_positive(value, option)
+  _io.check_positive(args.process_id, "--process-id", zero=True)
+  if (args.num_processes is not None and args.process_id is not None
+      and args.process_id >= args.num_processes):
+    raise JaxnasInputError(f"--process-id must be below --num-processes {args.num_processes}, got "
+                           f"{args.process_id}")
+  if not args.distributed and any(v is not None for v in (args.coordinator, args.num_processes,
+                                                          args.process_id)):
+    raise JaxnasInputError("--coordinator, --num-processes and --process-id need --distributed")
+  if args.distributed and args.shard:
+    raise JaxnasInputError("give only one of --shard, --distributed")
+  if args.data_dir is not None and not os.path.isdir(args.data_dir):
+    raise JaxnasInputError(f"--data-dir {args.data_dir!r} is not a directory")
 
 
 def _summary(results):
@@ -130,19 +154,29 @@ def run(args) -> int:
   from jaxnas.engine import scoring, sharding, store
   from jaxnas.proxies import get_proxy
   from jaxnas.spaces import get_space
+  _check_numbers(args)
+  if args.resume and args.overwrite:
+    raise JaxnasInputError("give only one of --resume, --overwrite")
+  if (args.resume or args.overwrite or args.distributed or args.shard or args.merge is not None) \
+      and not args.out:
+    raise JaxnasInputError("--resume, --overwrite, --shard, --distributed and --merge need --out")
+  if args.out:
+    _io.check_output_path(args.out)
+  if args.merge is not None:
+    shards = _io.split(args.merge)
+    if not shards:
+      raise JaxnasInputError("--merge is empty; give the comma-separated shard files")
+    if args.resume or args.shard or args.distributed:
+      raise JaxnasInputError("--merge joins finished shards: it takes no --resume, --shard or "
+                             "--distributed")
+    meta = store.merge(shards, args.out, overwrite=args.overwrite)
+    print(f"merged {len(shards)} shards: {meta['state']['rows']} rows -> {args.out}")
+    return 0
   if args.distributed:
-    if not args.out:
-      raise JaxnasInputError("--resume, --overwrite, --shard and --distributed need --out")
     import jax
     # before any computation initialises a backend; None: from the cluster (SLURM, Open MPI,
     # Cloud TPU) or JAX_COORDINATOR_ADDRESS
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-  if args.merge:
-    if not args.out:
-      raise JaxnasInputError("--merge needs --out")
-    meta = store.merge(_io.split(args.merge), args.out)
-    print(f"merged {len(_io.split(args.merge))} shards: {meta['state']['rows']} rows -> {args.out}")
-    return 0
   space = get_space(args.space)
   from jaxnas.proxies import list_proxies
   proxies = list_proxies() if args.proxies == "all" else _io.split(args.proxies)
@@ -150,17 +184,13 @@ def run(args) -> int:
     raise JaxnasInputError("--proxies is empty; see `jaxnas list`")
   for p in proxies:
     get_proxy(p)
+    if proxies.count(p) > 1:
+      raise JaxnasInputError(f"--proxies names {p!r} twice; give each proxy once")
   if args.mode not in scoring.MODES:
     raise JaxnasInputError(f"unknown --mode {args.mode!r}; allowed: {', '.join(scoring.MODES)}")
-  if args.chunk_size < 1:
-    raise JaxnasInputError(f"--chunk-size must be a positive integer, got {args.chunk_size}")
   if args.precision not in (None, "default", "high", "highest"):
     raise JaxnasInputError(f"unknown --precision {args.precision!r}; allowed: default, high, "
                            f"highest")
-  if args.resume and args.overwrite:
-    raise JaxnasInputError("give only one of --resume, --overwrite")
-  if (args.resume or args.overwrite or args.distributed or args.shard) and not args.out:
-    raise JaxnasInputError("--resume, --overwrite, --shard and --distributed need --out")
   data.num_classes(args.dataset)
   config = {"num_classes": data.num_classes(args.dataset)}
   config.update(parse_config(args.config, space))
@@ -181,9 +211,7 @@ def run(args) -> int:
       raise JaxnasInputError(f"shard {shard[0]}/{shard[1]} of {len(all_archs)} architectures "
                              f"is empty")
   if out:
-    d = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(d):
-      raise JaxnasInputError(f"output directory {d!r} does not exist")
+    _io.check_output_path(out)
   if args.batch_size is None:  # each proxy its paper's batch size
     batch = scoring.paper_batches(proxies, lambda n: downsample(
         data.minibatch(args.dataset, n, seed=args.seed, data_dir=args.data_dir), args.resolution))

@@ -12,9 +12,12 @@ method's options and defaults.
 """
 
 import json
-import os
 
+from jaxnas.commands import _io
 from jaxnas.errors import JaxnasInputError
+
+#: Method options that configure the space's module (checked like ``jaxnas score --config``).
+MODULE_OPTIONS = ("config", "supernet", "ntk_supernet", "region_supernet")
 
 NAME = "search"
 HELP = "run a search method (nasi, freedarts, freenas, hnas, tenas, random, rea); JSON result"
@@ -46,6 +49,32 @@ def parse_sets(items) -> dict:
   return out
 
 
+def check_options(space, options: dict, defaults: dict) -> dict:
+  """The shared options of ``options`` (resolved) checked before any work: dataset, module
+  configurations, positive sizes (``batch_size`` 0 where that is the method's default, meaning
+  each proxy's own), scoring mode. Returns ``options`` with converted values."""
+  from jaxnas import data
+  from jaxnas.engine import scoring
+  out = dict(options)
+  if "dataset" in out:
+    data.num_classes(out["dataset"])
+  for k in MODULE_OPTIONS:
+    if isinstance(out.get(k), dict):
+      known = _io.config_options(space) or {}
+      mine = {n: v for n, v in out[k].items() if n in known}
+      out[k] = {**out[k], **_io.check_config(space, mine, f"--set {k}")}
+  for k in ("resolution", "chunk_size", "steps", "n", "queries", "pool", "population",
+            "sample_size", "repeats", "ntk_batch", "ntk_chunk", "region_samples"):
+    if k in out:
+      _io.check_positive(out[k], f"--set {k}")
+  if "batch_size" in out:
+    _io.check_positive(out["batch_size"], "--set batch_size", zero=defaults.get("batch_size") == 0)
+  if "mode" in out and out["mode"] not in scoring.MODES:
+    raise JaxnasInputError(f"unknown --set mode {out['mode']!r}; allowed: "
+                           f"{', '.join(scoring.MODES)}")
+  return out
+
+
 def run(args) -> int:
   """Runs ``jaxnas search`` (or lists a method's options); returns the exit code."""
   from jaxnas import search
@@ -66,13 +95,12 @@ def run(args) -> int:
     from jaxnas.proxies import get_proxy
     get_proxy(args.proxy)
     options["proxy"] = args.proxy
-  search.resolve_options(method, options)       # reject bad options before any work
-  if args.seed < 0:
-    raise JaxnasInputError(f"--seed must be a non-negative integer, got {args.seed}")
+  resolved = search.resolve_options(method, options)       # reject bad options before any work
+  checked = check_options(space, {k: resolved[k] for k in options}, dict(method.defaults))
+  options.update(checked)
+  _io.check_seed(args.seed)
   if args.out:
-    d = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(d):
-      raise JaxnasInputError(f"output directory {d!r} does not exist")
+    _io.check_output_path(args.out)
   res = search.search(method.name, space, seed=args.seed, **options)
   doc = search.write_json(res, args.out) if args.out else search.to_json(res)
   print(f"{method.name} on {space.name} (seed {args.seed}): {res.seconds:.1f} s")

@@ -10,12 +10,15 @@ so a file named ``OUT`` is always complete. Per chunk:
 
 The committed state is what the sidecar says. A ``SIGKILL`` between 1 and 2, or inside 1 (a large
 ``write`` can be cut short), leaves bytes past the committed length: resuming drops them, so the
-chunk in flight is lost and nothing else; no row is ever duplicated. The sidecar also records the
+chunk in flight is lost and nothing else; no row is ever duplicated. Bytes there that cannot be
+such a chunk (another proxy's rows, a foreign line), and any bytes past the end of a complete file,
+are an error instead: jaxnas never drops what it did not write. The sidecar also records the
 settings that give the scores their meaning (space, proxies, architectures, dataset and the
 minibatch's hash, batch size, seed, per-proxy dtype and module configuration including BN mode,
 matmul precision, library versions); resuming with other settings, or a file whose checksum, length
 or rows disagree with its sidecar, raises :class:`OutputError` naming what differs. Nothing is ever
-silently merged.
+silently merged, and an existing ``OUT`` (or sidecar) is replaced only with ``overwrite``, when the
+new run is complete.
 
 Row order is proxy-major, architectures in the given order: a resumed run's file is byte-identical
 to an uninterrupted one.
@@ -40,6 +43,17 @@ COLUMNS = ("index", "arch_str", "proxy", "score")
 HEADER = (",".join(COLUMNS) + "\r\n").encode()
 #: Settings that differ between the shards of one run.
 SHARD_KEYS = ("shard", "n_archs", "archs_sha256", "all_n_archs", "all_archs_sha256")
+
+
+#: Settings named first when they differ (what a user chose), then the rest by name, then the
+#: consequences (per-proxy settings) and library versions.
+_ORDER = ("space", "proxies", "dataset", "seed", "batch_size", "resolution", "config", "precision",
+          "n_archs", "archs_sha256", "shard", "all_n_archs", "all_archs_sha256", "batch_sha256")
+_LAST = ("proxy_settings", "versions")
+#: What the hashes of the settings stand for (named when they differ).
+_HASHED = {"archs_sha256": " (the architecture list)",
+           "all_archs_sha256": " (the architecture list)",
+           "batch_sha256": " (the minibatch images and labels)"}
 
 
 class OutputError(JaxnasInputError):
@@ -108,15 +122,22 @@ def _sha256(path: str, nbytes: int) -> str:
 def diff_settings(a: dict, b: dict, prefix: str = "") -> list[str]:
   """Human-readable differences between two settings dicts (``key: a vs b``)."""
   out = []
-  for k in sorted(set(a) | set(b)):
+  for k in sorted(set(a) | set(b), key=lambda k: (_ORDER.index(k) if k in _ORDER else
+                                                  len(_ORDER) + (k in _LAST), k)):
     va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
     if isinstance(va, dict) and isinstance(vb, dict):
       out += diff_settings(va, vb, f"{prefix}{k}.")
     elif va != vb:
+      what = ""
       if k.endswith("sha256"):   # show enough of a hash to tell them apart
         va, vb = (v[:12] + "..." if isinstance(v, str) else v for v in (va, vb))
-      out.append(f"{prefix}{k}: {va!r} in the file vs {vb!r} now")
+        what = _HASHED.get(k, "")
+      out.append(f"{prefix}{k}{what}: {va!r} in the file vs {vb!r} now")
   return out
+
+
+def _nonneg_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def _read_meta(path: str) -> dict:
@@ -129,21 +150,48 @@ def _read_meta(path: str) -> dict:
   if not isinstance(meta, dict) or meta.get("format") != FORMAT:
     raise OutputError(f"metadata {mp!r} is not a {FORMAT} sidecar (format "
                       f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-  state = meta.get("state")
+  settings, state = meta.get("settings"), meta.get("state")
+  proxies = settings.get("proxies") if isinstance(settings, dict) else None
+  if (not isinstance(proxies, list) or not proxies or not all(isinstance(p, str) for p in proxies)
+      or len(set(proxies)) != len(proxies) or not _nonneg_int(settings.get("n_archs"))):
+    raise OutputError(f"metadata {mp!r} lacks its settings (a list of distinct proxies, n_archs)")
   if not isinstance(state, dict) or not {"bytes", "sha256", "rows", "done"} <= set(state):
     raise OutputError(f"metadata {mp!r} lacks its committed state (bytes, sha256, rows, done)")
+  n, done = settings["n_archs"], state["done"]
+  bad = None
+  if not _nonneg_int(state["bytes"]) or state["bytes"] < len(HEADER):
+    bad = f"bytes {state['bytes']!r}"
+  elif not _nonneg_int(state["rows"]):
+    bad = f"rows {state['rows']!r}"
+  elif not isinstance(state["sha256"], str):
+    bad = f"sha256 {state['sha256']!r}"
+  elif (not isinstance(done, dict) or set(done) != set(proxies)
+        or not all(_nonneg_int(v) and v <= n for v in done.values())):
+    bad = f"done {done!r} (want 0..{n} for each of {', '.join(proxies)})"
+  elif any(done[a] < n and done[b] > 0 for a, b in zip(proxies, proxies[1:])):
+    bad = f"done {done!r} (a proxy started before the one before it finished)"
+  elif state.get("complete") and any(v != n for v in done.values()):
+    bad = f"done {done!r} of a complete file (want {n} for every proxy)"
+  if bad is not None:
+    raise OutputError(f"metadata {mp!r} has an invalid committed state: {bad}")
+  if not isinstance(meta.get("run"), dict):
+    meta["run"] = {}
   return meta
 
 
 def verify(path: str, settings: Optional[dict] = None) -> dict:
   """Checks a score file (``OUT`` or ``OUT.partial``) against its sidecar; returns the sidecar.
 
-  Checks: the sidecar is a :data:`FORMAT` sidecar; the file holds at least the committed bytes and
-  their SHA-256 matches; the committed rows parse, have the expected columns, count, proxies and
-  no duplicate (proxy, index); and, when ``settings`` is given, the recorded settings equal them.
-  Bytes past the committed length (a chunk cut off by a kill) are reported in
-  ``meta['uncommitted_bytes']``, not read. Raises :class:`OutputError` otherwise.
+  Checks: the sidecar is a well-formed :data:`FORMAT` sidecar; the file holds at least the
+  committed bytes and their SHA-256 matches; the committed rows parse, have the expected columns,
+  count, proxies, proxy-major order, the same architectures for every proxy and no duplicate
+  (proxy, index); when ``settings`` is given, the recorded settings equal them. A complete file
+  holds nothing past its committed bytes. Past the committed length of a partial file only a chunk
+  cut off by a kill may follow (rows of the proxy in progress, the last one possibly cut): its size
+  is reported in ``meta['uncommitted_bytes']``. Raises :class:`OutputError` otherwise.
   """
+  if os.path.isdir(path):
+    raise OutputError(f"score file {path!r} is a directory")
   if not os.path.isfile(path):
     raise OutputError(f"score file {path!r} does not exist")
   if not os.path.isfile(meta_path(path)):
@@ -164,37 +212,115 @@ def verify(path: str, settings: Optional[dict] = None) -> dict:
     if diff:
       raise OutputError(f"score file {path!r} was written with other settings: "
                         + "; ".join(diff[:6]) + (" ..." if len(diff) > 6 else ""))
-  _check_rows(path, meta)
-  meta["uncommitted_bytes"] = size - state["bytes"]
+  rows = _check_rows(path, meta)
+  extra = size - state["bytes"]
+  if extra and state.get("complete"):
+    raise OutputError(f"score file {path!r} has {extra} bytes after its {state['rows']} committed "
+                      f"rows, which jaxnas did not write (truncate it to {state['bytes']} bytes "
+                      f"to use it)")
+  if extra:
+    _check_tail(path, meta, rows)
+  meta["uncommitted_bytes"] = extra
   return meta
 
 
-def _check_rows(path: str, meta: dict) -> None:
-  state, proxies = meta["state"], meta["settings"]["proxies"]
+def _parse_rows(path: str, data: bytes, first_line: int) -> list:
+  try:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+  except (UnicodeDecodeError, csv.Error) as e:
+    raise OutputError(f"score file {path!r} from line {first_line} is not UTF-8 CSV "
+                      f"({type(e).__name__})") from None
+
+
+def _check_row(path: str, n: int, row: list, proxies) -> None:
+  if len(row) != len(COLUMNS) or row[2] not in proxies:
+    raise OutputError(f"score file {path!r} line {n} is malformed: {row!r} (want "
+                      f"{','.join(COLUMNS)} with proxy one of {', '.join(proxies)})")
+  if not row[0].isdigit() or not row[0].isascii():
+    raise OutputError(f"score file {path!r} line {n}: index {row[0]!r} is not a non-negative "
+                      f"integer")
+  try:
+    float(row[3])
+  except ValueError:
+    raise OutputError(f"score file {path!r} line {n}: score {row[3]!r} is not a number") from None
+
+
+def _check_rows(path: str, meta: dict) -> list:
+  """Checks the committed rows against the sidecar; returns them (``[index, arch_str, proxy,
+  score]`` lists)."""
+  state, settings = meta["state"], meta["settings"]
+  proxies, done = settings["proxies"], state["done"]
   with open(path, "rb") as f:
     data = f.read(state["bytes"])
   if not data.startswith(HEADER):
     raise OutputError(f"score file {path!r} does not start with the header {','.join(COLUMNS)}")
-  rows = list(csv.reader(io.StringIO(data[len(HEADER):].decode("utf-8"))))
+  if len(data) > len(HEADER) and not data.endswith(b"\r\n"):
+    raise OutputError(f"score file {path!r}: its committed bytes end inside a row")
+  rows = _parse_rows(path, data[len(HEADER):], 2)
   if len(rows) != state["rows"]:
     raise OutputError(f"score file {path!r} holds {len(rows)} committed rows, its metadata "
                       f"{state['rows']}")
-  seen, counts = set(), {p: 0 for p in proxies}
-  for n, row in enumerate(rows, start=2):
-    if len(row) != len(COLUMNS) or row[2] not in counts:
-      raise OutputError(f"score file {path!r} line {n} is malformed: {row!r}")
-    try:
-      float(row[3])
-    except ValueError:
-      raise OutputError(f"score file {path!r} line {n}: score {row[3]!r} is not a number") from None
+  expect = [p for p in proxies for _ in range(done[p])]
+  if len(rows) != len(expect):
+    raise OutputError(f"score file {path!r}: its {len(rows)} committed rows disagree with the "
+                      f"rows per proxy of its metadata {done}")
+  seen, first, offset, start = set(), {}, {}, 0
+  for p in proxies:
+    offset[p], start = start, start + done[p]
+  for n, (row, want) in enumerate(zip(rows, expect), start=2):
+    _check_row(path, n, row, proxies)
+    if row[2] != want:
+      raise OutputError(f"score file {path!r} line {n}: a row of proxy {row[2]!r} where its "
+                        f"metadata {done} puts {want!r} (rows are proxy-major)")
     if (row[2], row[0]) in seen:
       raise OutputError(f"score file {path!r} line {n}: duplicate row for proxy {row[2]!r}, "
                         f"index {row[0]}")
     seen.add((row[2], row[0]))
-    counts[row[2]] += 1
-  if counts != {p: int(state["done"].get(p, 0)) for p in proxies}:
-    raise OutputError(f"score file {path!r}: rows per proxy {counts} disagree with its metadata "
-                      f"{state['done']}")
+    j = n - 2 - offset[row[2]]
+    ref = first.setdefault(j, (row[0], row[1]))
+    if ref != (row[0], row[1]):
+      raise OutputError(f"score file {path!r} line {n}: architecture {j} of proxy {row[2]!r} is "
+                        f"index {row[0]}, of proxy {proxies[0]!r} index {ref[0]}")
+  return rows
+
+
+def _check_tail(path: str, meta: dict, rows: list) -> None:
+  """Bytes past the committed length must be a chunk cut off by a kill: rows of the proxy in
+  progress that continue its committed ones (the last row possibly cut), then possibly NULs."""
+  state, settings = meta["state"], meta["settings"]
+  proxies, done, n_archs = settings["proxies"], state["done"], settings["n_archs"]
+  with open(path, "rb") as f:
+    f.seek(state["bytes"])
+    tail = f.read()
+  where = (f"score file {path!r} has {len(tail)} bytes after its {state['rows']} committed rows "
+           f"that are not a chunk cut off by a kill")
+  fix = (f": truncate it to {state['bytes']} bytes (or remove them) to resume, or pass "
+         f"--overwrite to discard the run")
+  body = tail.rstrip(b"\0")
+  todo = [p for p in proxies if done[p] < n_archs]
+  if not todo:
+    raise OutputError(f"{where} (every row is committed){fix}")
+  proxy, line0 = todo[0], state["rows"] + 2
+  *lines, last = body.split(b"\r\n")
+  if b"\n" in last or b"\r" in last[:-1] or b"\0" in body or not body.isascii():
+    raise OutputError(f"{where} (line {line0 + len(lines)} is not a jaxnas row){fix}")
+  if done[proxy] + len(lines) + (1 if last else 0) > n_archs:
+    raise OutputError(f"{where} (more rows than {proxy!r} has architectures left){fix}")
+  ref = rows[done[proxy]:n_archs] if proxy != proxies[0] else []   # the first proxy's rows
+  have = {r[0] for r in rows if r[2] == proxy}
+  for k, line in enumerate(lines):
+    parsed = _parse_rows(path, line, line0 + k)
+    try:
+      if len(parsed) != 1:
+        raise OutputError(f"line {line0 + k} is not one row")
+      _check_row(path, line0 + k, parsed[0], [proxy])
+      if parsed[0][0] in have or (k < len(ref) and ref[k][:2] != parsed[0][:2]):
+        raise OutputError(f"line {line0 + k} is not the next architecture of {proxy!r}")
+    except OutputError as e:
+      raise OutputError(f"{where} ({str(e).replace(f'score file {path!r} ', '')}){fix}") from None
+    have.add(parsed[0][0])
+  if last and not last[:1].isdigit():
+    raise OutputError(f"{where} (line {line0 + len(lines)} does not start with an index){fix}")
 
 
 class ScoreWriter:
@@ -285,6 +411,23 @@ def _only_header(path: str) -> bool:
   return HEADER.startswith(data) or data == HEADER
 
 
+def _refuse_existing(out: str, settings: dict) -> OutputError:
+  """The error for a run without ``resume``/``overwrite`` that finds ``OUT`` or its sidecar."""
+  if not os.path.exists(out):
+    return OutputError(f"{meta_path(out)!r} exists but {out!r} does not: pass --overwrite to "
+                       f"start again (replacing the sidecar), or choose another --out")
+  try:
+    meta = verify(out, settings)
+  except OutputError as e:
+    return OutputError(f"--out {out!r} exists: {e}; pass --overwrite to replace it, or choose "
+                       f"another --out")
+  if meta["state"].get("complete"):
+    return OutputError(f"--out {out!r} exists and is complete with these settings: pass --resume "
+                       f"to keep it or --overwrite to score again")
+  return OutputError(f"--out {out!r} exists but is marked incomplete in its metadata: pass "
+                     f"--overwrite to replace it, or choose another --out")
+
+
 def open_output(out: str, settings: dict, *, resume: bool = False, overwrite: bool = False,
                 run: Optional[dict] = None):
   """Opens ``OUT`` for an incremental run.
@@ -293,14 +436,21 @@ def open_output(out: str, settings: dict, *, resume: bool = False, overwrite: bo
   settings (``resume=True``); ``message`` says what was found (resumed at which point, bytes of an
   uncommitted chunk dropped), or is empty.
 
-  Raises :class:`OutputError` when an interrupted run exists and neither ``resume`` nor
-  ``overwrite`` is set, or when what exists is corrupt or was written with other settings.
+  Nothing that exists is replaced or deleted unless ``overwrite`` is set (then only when the new
+  run finishes: ``OUT`` is renamed over). Without ``resume``/``overwrite`` an existing ``OUT``, its
+  sidecar or an interrupted run raises :class:`OutputError`; with ``resume`` so does anything
+  corrupt, foreign, or written with other settings. Each message names the way out.
   """
   run = dict(run or {})
+  if resume and overwrite:
+    raise JaxnasInputError("give only one of --resume, --overwrite")
   d = os.path.dirname(os.path.abspath(out))
   if not os.path.isdir(d):
     raise JaxnasInputError(f"output directory {d!r} does not exist")
   path, mpath = partial_path(out), meta_path(partial_path(out))
+  for p in (out, meta_path(out), path, mpath):
+    if os.path.isdir(p):
+      raise OutputError(f"{p!r} is a directory, not a score file: choose another --out")
   has_data, has_meta = os.path.isfile(path), os.path.isfile(mpath)
   if overwrite:
     for p in (path, mpath):
@@ -311,13 +461,24 @@ def open_output(out: str, settings: dict, *, resume: bool = False, overwrite: bo
     if has_data or has_meta:
       raise OutputError(f"an interrupted run exists at {path!r}: pass --resume to continue it "
                         f"or --overwrite to discard it")
+    if os.path.exists(out) or os.path.exists(meta_path(out)):
+      raise _refuse_existing(out, settings)
     return _fresh(out, settings, run), ""
-  # --resume
+  try:
+    return _resume(out, settings, run, has_data, has_meta)
+  except OutputError as e:
+    if "--overwrite" in str(e):
+      raise
+    raise OutputError(f"{e}; pass --overwrite to discard it and start again") from None
+
+
+def _resume(out: str, settings: dict, run: dict, has_data: bool, has_meta: bool):
+  path, mpath = partial_path(out), meta_path(partial_path(out))
   if has_data and not has_meta:
     if _only_header(path):   # killed between creating the file and its first sidecar
       return _fresh(out, settings, run), "restarting: the interrupted run had committed nothing"
     raise OutputError(f"{path!r} has no metadata sidecar {mpath!r}; cannot tell what in it is "
-                      f"committed: refusing to resume (use --overwrite to discard it)")
+                      f"committed: refusing to resume")
   if has_meta and not has_data:
     meta = _read_meta(path)
     if meta["state"]["rows"] == 0:
@@ -353,6 +514,8 @@ def open_output(out: str, settings: dict, *, resume: bool = False, overwrite: bo
     if meta["state"].get("complete"):
       return None, f"{out} is already complete"
     raise OutputError(f"score file {out!r} is marked incomplete in its metadata")
+  if os.path.exists(meta_path(out)):
+    raise OutputError(f"{meta_path(out)!r} exists but {out!r} does not: nothing to resume")
   return _fresh(out, settings, run), ""
 
 
@@ -366,22 +529,39 @@ def load(path: str):
   meta = verify(path)
   if not meta["state"].get("complete"):
     raise OutputError(f"score file {path!r} is not complete (resume the run that wrote it)")
-  out: dict = {}
-  with open(path, newline="", encoding="utf-8") as f:
-    for row in csv.DictReader(f):
-      out.setdefault(row["proxy"], ([], []))
-      out[row["proxy"]][0].append(int(row["index"]))
-      out[row["proxy"]][1].append(float(row["score"]))
+  with open(path, "rb") as f:
+    data = f.read(meta["state"]["bytes"])
+  out: dict = {p: ([], []) for p in meta["settings"]["proxies"]}
+  for row in _parse_rows(path, data[len(HEADER):], 2):
+    out[row[2]][0].append(int(row[0]))
+    out[row[2]][1].append(float(row[3]))
   return meta, {p: (np.asarray(i), np.asarray(s)) for p, (i, s) in out.items()}
 
 
-def merge(paths: Sequence[str], out: str) -> dict:
+def merge(paths: Sequence[str], out: str, overwrite: bool = False) -> dict:
   """Joins the complete shard files of one run (``--shard I/N`` or ``--distributed``) into ``OUT``.
 
   Every shard must be complete and verified, with identical settings apart from ``shard``, and
   shards ``0..N-1`` must all be present exactly once. Rows come out in the order an unsharded run
-  writes them (proxy-major, architectures in order). Returns the merged sidecar.
+  writes them (proxy-major, architectures in order). An existing ``OUT`` (or its sidecar) is
+  replaced only with ``overwrite``. Returns the merged sidecar.
   """
+  paths = list(paths)
+  if not paths:
+    raise JaxnasInputError("no shard files to merge")
+  d = os.path.dirname(os.path.abspath(out))
+  if not os.path.isdir(d):
+    raise JaxnasInputError(f"output directory {d!r} does not exist")
+  same = [p for p in paths if os.path.abspath(p) == os.path.abspath(out)]
+  if same:
+    raise OutputError(f"the merged file {out!r} would replace the shard {same[0]!r}: choose "
+                      f"another --out")
+  for p in (out, meta_path(out)):
+    if os.path.isdir(p):
+      raise OutputError(f"{p!r} is a directory, not a score file: choose another --out")
+  if not overwrite and (os.path.exists(out) or os.path.exists(meta_path(out))):
+    raise OutputError(f"--out {out!r} (or its sidecar) exists: pass --overwrite to replace it "
+                      f"with the merged file, or choose another --out")
   metas = [verify(p) for p in paths]
   for p, m in zip(paths, metas):
     if not m["state"].get("complete"):
@@ -395,7 +575,11 @@ def merge(paths: Sequence[str], out: str) -> dict:
     diff = diff_settings(strip(m["settings"]), base)
     if diff:
       raise OutputError(f"shard {p!r} has other settings than {paths[0]!r}: " + "; ".join(diff))
-    i, n = (int(t) for t in m["settings"]["shard"].split("/"))
+    try:
+      i, n = (int(t) for t in m["settings"]["shard"].split("/"))
+    except (AttributeError, ValueError):
+      raise OutputError(f"shard {p!r}: its metadata's shard {m['settings']['shard']!r} is not "
+                        f"I/N") from None
     if i in shards:
       raise OutputError(f"shard {i}/{n} given twice ({shards[i][0]!r}, {p!r})")
     shards[i] = (p, n)
@@ -408,23 +592,27 @@ def merge(paths: Sequence[str], out: str) -> dict:
   by_proxy = {p: [] for p in base["proxies"]}
   for i in range(n):
     with open(shards[i][0], "rb") as f:
-      data = f.read()[len(HEADER):]
+      data = f.read(metas[paths.index(shards[i][0])]["state"]["bytes"])[len(HEADER):]
     for line in data.splitlines(keepends=True):
-      by_proxy[line.split(b",", 3)[2].decode()].append(line)
-  body = HEADER + b"".join(b"".join(by_proxy[p]) for p in base["proxies"])
-  tmp = f"{out}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(body)
-    f.flush()
-    os.fsync(f.fileno())
-  rows = sum(len(v) for v in by_proxy.values())
+      by_proxy[next(csv.reader([line.decode("utf-8")]))[2]].append(line)   # arch_str may be quoted
   if any(len(v) != base["n_archs"] for v in by_proxy.values()):
     raise OutputError(f"the shards hold {({p: len(v) for p, v in by_proxy.items()})} rows per "
                       f"proxy, not {base['n_archs']} each")
+  body = HEADER + b"".join(b"".join(by_proxy[p]) for p in base["proxies"])
+  rows = sum(len(v) for v in by_proxy.values())
   meta = {"format": FORMAT, "settings": base,
           "state": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "rows": rows,
                     "done": {p: len(v) for p, v in by_proxy.items()}, "complete": True},
           "run": {"merged_from": list(paths), "finished": _now()}}
-  write_json_atomic(meta_path(out), meta)
-  os.replace(tmp, out)
+  tmp = f"{out}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "wb") as f:
+      f.write(body)
+      f.flush()
+      os.fsync(f.fileno())
+    write_json_atomic(meta_path(out), meta)
+    os.replace(tmp, out)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
   return meta

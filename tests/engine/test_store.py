@@ -196,3 +196,40 @@ def test_process_shares_cover_the_list_once():
   for bad in ("4/4", "x", "1/0"):
     with pytest.raises(store.JaxnasInputError):
       sharding.parse_shard(bad)
+
+
+def test_an_existing_file_is_replaced_only_with_overwrite(tmp_path, reference):
+  ref, _ = reference
+  out = tmp_path / "c.csv"
+  out.write_bytes(ref.read_bytes())
+  (tmp_path / "c.csv.meta.json").write_bytes(open(store.meta_path(str(ref)), "rb").read())
+  before = out.read_bytes(), (tmp_path / "c.csv.meta.json").read_bytes()
+  with pytest.raises(store.OutputError, match="exists and is complete with these settings"):
+    run(out)
+  with pytest.raises(store.OutputError, match="seed: 0 in the file vs 1 now"):
+    run(out, seed=1)
+  with pytest.raises(store.OutputError, match="exists: pass --overwrite"):
+    engine.merge([str(ref)], str(out))
+  assert (out.read_bytes(), (tmp_path / "c.csv.meta.json").read_bytes()) == before
+  assert sorted(os.listdir(tmp_path)) == ["c.csv", "c.csv.meta.json"]
+
+
+def test_darts_shards_with_quoted_arch_strings_merge(tmp_path):
+  import jax
+  from jaxnas.spaces import get_space
+  space = get_space("darts")
+  archs = np.asarray(space.sample(jax.random.key(0), 3))
+  cfg, batch = dict(C=4, L=2), tiny_batch_of(2)
+  paths = []
+  for i in range(2):
+    share = sharding.process_share(3, i, 2)
+    ids = np.arange(3)[share]
+    settings = engine.make_settings(space, archs[share], ["params"], batch, config=cfg, ids=ids,
+                                    shard=(i, 2), all_archs=archs)
+    paths.append(str(tmp_path / f"s.{i}"))
+    engine.score_to_file(space, archs[share], ["params"], batch, paths[-1], ids=ids, config=cfg,
+                         settings=settings)
+  engine.score_to_file(space, archs, ["params"], batch, str(tmp_path / "ref.csv"), config=cfg)
+  assert b'"{""normal""' in (tmp_path / "ref.csv").read_bytes()   # arch_str holds commas
+  engine.merge(paths, str(tmp_path / "m.csv"))
+  assert (tmp_path / "m.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
