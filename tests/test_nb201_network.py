@@ -80,6 +80,50 @@ def test_mixture_is_weighted_sum_of_ops():
   assert np.all(np.isfinite(np.asarray(y)))
 
 
+def test_taps_equal_in_shared_and_discrete_builds_and_hooks_keep_the_output():
+  """``tap``: every site once per tensor the architecture computes, with its block and part,
+  the same in the switch, vmap and discrete builds; an identity ``block_input`` changes nothing."""
+  from jaxnas.spaces import sum_probes
+  from jaxnas.spaces.nb201_net import TAP_SITES, num_blocks
+  net, x, v = _setup()
+  nb = num_blocks(TINY["N"]) + 1                     # blocks and the head
+
+  def tap(site, h, block, part):
+    i = TAP_SITES.index(site)
+    return {"count": jnp.zeros(len(TAP_SITES)).at[i].set(1.0),
+            "sq": jnp.zeros(len(TAP_SITES)).at[i].set(jnp.sum(h ** 2)),
+            "block": jnp.zeros(nb).at[block].add(1.0), "part": jnp.zeros(8).at[part].add(1.0)}
+
+  def taps(n, v, *a):
+    _, st = n.apply(v, x, *a, mutable=["intermediates"])
+    return sum_probes(st["intermediates"], "tap")
+
+  a = nb201.from_index(180)           # conv3x3, avg_pool, conv3x3 | conv1x1, conv3x3, none
+  shared = jax.jit(lambda v, a: taps(net.clone(tap=tap), v, a))(v, a)
+  vm = jax.jit(jax.vmap(lambda a: taps(net.clone(tap=tap), v, a)))(jnp.stack([a, a]))
+  disc = nb201.NB201Net(fixed_arch=tuple(a), tap=tap, **TINY)
+  vd = {k: nb201.discrete_params(t, a) for k, t in v.items()}
+  ref = jax.jit(lambda v: taps(disc, v))(vd)
+  for k in ref:
+    _rel_close(shared[k], ref[k])
+    _rel_close(vm[k][1], ref[k])
+  count = dict(zip(TAP_SITES, np.asarray(ref["count"]).astype(int)))
+  assert count == {"stem": 1, "cell": 3, "reduction": 2, "relu": 3 * 4 + 4, "conv": 3 * 4 + 4,
+                   "none": 3, "skip": 0, "pool": 3, "shortcut_pool": 2, "shortcut": 2,
+                   "head_bn": 1, "head_relu": 1}
+  # events per block: stem 0; cells 1, 3, 5 (4 convs x 2 + pool + none + output); reductions
+  # 2, 4 (2 convs x 2 + shortcut pool, shortcut, output); head 6 (BN, ReLU)
+  np.testing.assert_array_equal(ref["block"], [1, 11, 7, 11, 7, 11, 2])
+  # per part: edge e of each cell (part 0 also the cell output), conv_a / conv_b of reductions
+  # (part 0 also their shortcut and output), 0 for the stem and head
+  np.testing.assert_array_equal(ref["part"], [1 + 3 * 3 + 2 * 5 + 2, 3 + 2 * 2, 6, 6, 6, 3, 0, 0])
+  feats = net.apply(v, x, a, mutable=["intermediates"])[1]["intermediates"]["features"][0]
+  np.testing.assert_allclose(ref["sq"][TAP_SITES.index("head_relu")], jnp.sum(feats ** 2),
+                             rtol=1e-5)
+  seen = net.clone(block_input=lambda h, block: h * (1.0 + 0.0 * block))
+  _rel_close(jax.jit(lambda v, a: seen.apply(v, x, a))(v, a), net.apply(v, x, a))
+
+
 class VmapAndJitTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)

@@ -49,20 +49,21 @@ def network(space: str | SearchSpace, arch, **config) -> Network:
   return Network(sp, sp.model(**config), arch)
 
 
-def sum_probes(intermediates):
-  """Sum of every ``relu_probe`` value sown by a network (see ``NB201Net.relu_probe``)."""
+def sum_probes(intermediates, name: str = "relu_probe"):
+  """Sum of every ``name`` value sown by a network: ``'relu_probe'`` (``NB201Net.relu_probe``) or
+  ``'tap'`` (``NB201Net.tap``)."""
   total = []
 
   def visit(tree):
     for k, v in tree.items():
-      if k == "relu_probe":
+      if k == name:
         total.append(v)
       elif hasattr(v, "items"):
         visit(v)
 
   visit(intermediates)
   if not total:
-    raise ValueError("the network sowed no relu_probe values; set relu_probe on the module")
+    raise ValueError(f"the network sowed no {name} values; set {name} on the module")
   return jax.tree_util.tree_map(lambda *xs: sum(xs[1:], xs[0]), *total)
 
 

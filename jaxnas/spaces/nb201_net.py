@@ -15,6 +15,12 @@ Two builds share one parameter layout:
 * **discrete** (``fixed_arch=...``): the network of one architecture, holding only its ops'
   parameters under ``cells_<stage>/cell_<i>/edge_<e>/...``; :func:`discrete_params` maps the shared
   tree onto it.
+
+Hooks (all off by default; with none set, the computation is unchanged): ``relu_probe`` (a
+function of every ReLU input), ``tap`` (a function of named tensors of the forward pass: block
+outputs, op outputs, ...) and ``block_input`` (a map applied to every block's input). Blocks are
+numbered in forward order: 0 the stem, then the ``N`` cells of stage 0, reduction 1, the cells of
+stage 1, reduction 2, the cells of stage 2 (:func:`block_index`; ``3N + 3`` in all).
 """
 
 from __future__ import annotations
@@ -40,11 +46,33 @@ _EDGE_FROM = np.array([f for _, f in EDGES], np.int32)
 CONV_SITES = ((CONV1, 1, "1x1"), (CONV3, 3, "3x3"))
 
 
-def _sow_probe(module: nn.Module, value):
+#: Names of the tensors a ``tap`` sees (see ``NB201Net.tap``).
+TAP_SITES = ("stem", "cell", "reduction", "relu", "conv", "none", "skip", "pool",
+             "shortcut_pool", "shortcut", "head_bn", "head_relu")
+
+
+def num_blocks(N: int) -> int:
+  """Number of blocks (stem, 3N cells, 2 reductions) of an NB201 network with N cells per stage."""
+  return 3 * N + 3
+
+
+def block_index(stage: int, cell: Optional[int], N: int):
+  """Forward-order index of cell ``cell`` of ``stage`` (0, 1, 2), or of the reduction block that
+  opens ``stage`` (1, 2) when ``cell`` is None. The stem is block 0."""
+  if cell is None:
+    return stage * (N + 1)
+  return stage * (N + 1) + 1 + cell
+
+
+def _tree_add(a, b):
+  return jax.tree_util.tree_map(jnp.add, a, b)
+
+
+def _sow_probe(module: nn.Module, value, name: str = "relu_probe"):
   if value is None:
     return
-  module.sow("intermediates", "relu_probe", value, init_fn=lambda: None,
-             reduce_fn=lambda a, b: b if a is None else jax.tree_util.tree_map(jnp.add, a, b))
+  module.sow("intermediates", name, value, init_fn=lambda: None,
+             reduce_fn=lambda a, b: b if a is None else _tree_add(a, b))
 
 
 def _zeros_like_probe(probe_fn, x):
@@ -53,34 +81,64 @@ def _zeros_like_probe(probe_fn, x):
 
 
 def relu_conv_bn(x, kernel, conv_bias, gate, scale, bn_bias, state, mode, stride=1, padding=0,
-                 nested=False):
+                 nested=False, tap=None):
   """ReLU -> Conv -> (bias) -> (gate) -> BN; returns ``(y, new_running_state)``.
 
   ``nested=True`` uses :func:`jaxnas.spaces.ops.conv2d_nested` (inside switch/scan bodies).
+  ``tap(site, value)``, when given, is called on the ReLU output (``'relu'``) and on the conv
+  output before BN (``'conv'``).
   """
   conv = L.conv2d_nested if nested else L.conv2d
-  h = conv(jax.nn.relu(x), kernel.astype(x.dtype), stride, padding)
+  r = jax.nn.relu(x)
+  if tap is not None:
+    tap("relu", r)
+  h = conv(r, kernel.astype(x.dtype), stride, padding)
   if conv_bias is not None:
     h = h + conv_bias.astype(h.dtype)
   if gate is not None:
     h = h * gate[:, None, None, :].astype(h.dtype)
+  if tap is not None:
+    tap("conv", h)
   return L.batch_norm(h, scale, bn_bias, state, mode)
 
 
-def edge_forward(x, op, sites, mode: str, track: bool, probe_fn: Optional[Callable]):
+def _recorder(tap_fn):
+  """``(record, total)``: ``record(site, x, *extra)`` stores ``tap_fn(site, x, *extra)``;
+  ``total(zero)`` is ``zero`` plus every stored value (``zero`` may be None)."""
+  values = []
+
+  def record(site, x, *extra):
+    values.append(tap_fn(site, x, *extra))
+
+  def total(zero):
+    out = zero
+    for v in values:
+      out = v if out is None else _tree_add(out, v)
+    return out
+
+  return (None if tap_fn is None else record), total
+
+
+def edge_forward(x, op, sites, mode: str, track: bool, probe_fn: Optional[Callable],
+                 tap_fn: Optional[Callable] = None):
   """One cell edge. ``op``: int (Python or traced, ``lax.switch``) or weights ``(5,)`` (mixture).
 
   ``sites['1x1' | '3x3']`` hold that conv's ``kernel, bias, gate, scale, bn_bias, state`` for this
-  edge. Returns ``(y, (state_1x1, state_3x3), probe)``.
+  edge. ``tap_fn(site, value)`` (optional) is called on the op's tensors: ``'none'``, ``'skip'``,
+  ``'pool'`` (the op output) or ``'relu'`` and ``'conv'`` (a conv op). Returns
+  ``(y, (state_1x1, state_3x3), probe, tapped)`` (``tapped``: the sum of the tap values, None
+  without ``tap_fn``).
   """
   # running mode reads the stored statistics; batch mode only carries them when updating
   states0 = tuple(sites[t]["state"] if (track or mode == "running") else None
                   for _, _, t in CONV_SITES)
   probe_zero = None if probe_fn is None else _zeros_like_probe(probe_fn, x)
+  tap_zero = None if tap_fn is None else _zeros_like_probe(lambda v: tap_fn("none", v), x)
 
   def branch(k):
     def f(x):
       states, probe = list(states0), probe_zero
+      record, total = _recorder(tap_fn)
       if k == NONE:
         y = jnp.zeros_like(x)
       elif k == SKIP:
@@ -92,10 +150,12 @@ def edge_forward(x, op, sites, mode: str, track: bool, probe_fn: Optional[Callab
         s = sites[CONV_SITES[j][2]]
         y, states[j] = relu_conv_bn(x, s["kernel"], s["bias"], s["gate"], s["scale"],
                                     s["bn_bias"], states0[j], mode, padding=ks // 2,
-                                    nested=not isinstance(op, (int, np.integer)))
+                                    nested=not isinstance(op, (int, np.integer)), tap=record)
         if probe_fn is not None:
           probe = probe_fn(x)
-      return y, tuple(states), probe
+      if record is not None and k in (NONE, SKIP, POOL):
+        record({NONE: "none", SKIP: "skip", POOL: "pool"}[k], y)
+      return y, tuple(states), probe, total(tap_zero)
     return f
 
   if isinstance(op, (int, np.integer)):
@@ -110,7 +170,12 @@ def edge_forward(x, op, sites, mode: str, track: bool, probe_fn: Optional[Callab
     probe = jax.tree_util.tree_map(
         lambda p1, p3: (op[CONV1] != 0).astype(p1.dtype) * p1 + (op[CONV3] != 0).astype(
             p3.dtype) * p3, outs[CONV1][2], outs[CONV3][2])
-  return y, states, probe
+  tapped = None
+  if tap_fn is not None:  # the ops of non-zero weight, each once
+    tapped = jax.tree_util.tree_map(
+        lambda *ts: sum((op[k] != 0).astype(t.dtype) * t for k, t in enumerate(ts)),
+        *[o[3] for o in outs])
+  return y, states, probe, tapped
 
 
 class _Stage(nn.Module):
@@ -123,6 +188,9 @@ class _Stage(nn.Module):
   weight_init: str
   gates: bool
   relu_probe: Optional[Callable]
+  stage: int = 0
+  tap: Optional[Callable] = None
+  block_input: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, h, arch):
@@ -138,34 +206,52 @@ class _Stage(nn.Module):
         scale, bn_bias, state = bns[tag]()
       sites[tag] = dict(kernel=kern, bias=b, gate=g, scale=scale, bn_bias=bn_bias, state=state)
     track = self.bn == "batch" and bool(bns) and bns["1x1"].tracking()
-    probe_fn = self.relu_probe
+    probe_fn, tap, block_input = self.relu_probe, self.tap, self.block_input
     mode = self.bn
+    # block and edge indices are scanned only when a hook reads them
+    indexed = tap is not None or block_input is not None
+    cell_ids = jnp.arange(self.N, dtype=jnp.int32) if indexed else None
+    edge_ids = jnp.arange(NUM_EDGES, dtype=jnp.int32) if tap is not None else None
+    first = block_index(self.stage, 0, self.N)
 
-    def cell(carry, cell_sites):
-      x, probe = carry
+    def cell(carry, xs):
+      x, probe, tapped = carry
+      cell_sites, i = xs
+      blk = None if i is None else first + i
+      if block_input is not None:
+        x = block_input(x, blk)
       nodes = jnp.zeros((4,) + x.shape, x.dtype).at[0].set(x)
 
       def edge(carry, xs):
-        nodes, probe = carry
-        to, frm, op, s = xs
-        y, states, pr = edge_forward(nodes[frm], op, s, mode, track, probe_fn)
+        nodes, probe, tapped = carry
+        to, frm, op, s, e = xs
+        tap_fn = None if tap is None else (lambda site, v: tap(site, v, blk, e))
+        y, states, pr, tp = edge_forward(nodes[frm], op, s, mode, track, probe_fn, tap_fn)
         nodes = nodes.at[to].add(y)
         if probe_fn is not None:
           probe = jax.tree_util.tree_map(jnp.add, probe, pr)
-        return (nodes, probe), states
+        if tap is not None:
+          tapped = _tree_add(tapped, tp)
+        return (nodes, probe, tapped), states
 
-      (nodes, probe), states = jax.lax.scan(
-          jax.checkpoint(edge), (nodes, probe), (_EDGE_TO, _EDGE_FROM, arch, cell_sites))
-      return (nodes[3], probe), states
+      (nodes, probe, tapped), states = jax.lax.scan(
+          jax.checkpoint(edge), (nodes, probe, tapped),
+          (_EDGE_TO, _EDGE_FROM, arch, cell_sites, edge_ids))
+      if tap is not None:
+        tapped = _tree_add(tapped, tap("cell", nodes[3], blk, 0))
+      return (nodes[3], probe, tapped), states
 
     probe0 = None if probe_fn is None else _zeros_like_probe(probe_fn, h)
+    tap0 = None if tap is None else _zeros_like_probe(lambda v: tap("cell", v, first, 0), h)
     # Rematerialise cells and edges in reverse mode: storing each iteration's residuals (for every
     # branch of the switch) costs more than recomputing the forward pass on CPU.
-    (h, probe), states = jax.lax.scan(jax.checkpoint(cell), (h, probe0), sites)
+    (h, probe, tapped), states = jax.lax.scan(jax.checkpoint(cell), (h, probe0, tap0),
+                                              (sites, cell_ids))
     if track:
       for j, (_, _, tag) in enumerate(CONV_SITES):
         bns[tag].write(states[j])
     _sow_probe(self, probe)
+    _sow_probe(self, tapped, "tap")
     return h
 
 
@@ -180,10 +266,16 @@ class _DiscreteStage(nn.Module):
   gates: bool
   relu_probe: Optional[Callable]
   arch: tuple
+  stage: int = 0
+  tap: Optional[Callable] = None
+  block_input: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, h):
     for i in range(self.N):
+      blk = block_index(self.stage, i, self.N)
+      if self.block_input is not None:
+        h = self.block_input(h, blk)
       nodes = [h]
       for e, (to, frm) in enumerate(EDGES):
         op = self.arch[e]
@@ -205,13 +297,19 @@ class _DiscreteStage(nn.Module):
         track = bnv is not None and self.bn == "batch" and bnv.tracking()
         if len(nodes) <= to:
           nodes.append(None)
-        y, states, probe = edge_forward(nodes[frm], op, sites, self.bn, track, self.relu_probe)
+        tap_fn = None if self.tap is None else (
+            lambda site, v, e=e: self.tap(site, v, blk, e))
+        y, states, probe, tapped = edge_forward(nodes[frm], op, sites, self.bn, track,
+                                                self.relu_probe, tap_fn)
         nodes[to] = y if nodes[to] is None else nodes[to] + y
         if bnv is not None:
           bnv.write(states[0] if op == CONV1 else states[1])
         if op in (CONV1, CONV3):
           _sow_probe(self, probe)
+        _sow_probe(self, tapped, "tap")
       h = nodes[3]
+      if self.tap is not None:
+        _sow_probe(self, self.tap("cell", h, blk, 0), "tap")
     return h
 
 
@@ -223,12 +321,19 @@ class _Reduction(nn.Module):
   weight_init: str
   gates: bool
   relu_probe: Optional[Callable]
+  block: int = 0
+  tap: Optional[Callable] = None
+  block_input: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, x):
     gb = x.shape[0] if self.gates else 0
+    if self.block_input is not None:
+      x = self.block_input(x, self.block)
+    record, total = _recorder(
+        None if self.tap is None else (lambda site, v, part=0: self.tap(site, v, self.block, part)))
     h = x
-    for tag, cin, stride in (("a", self.C_in, 2), ("b", self.C_out, 1)):
+    for part, (tag, cin, stride) in enumerate((("a", self.C_in, 2), ("b", self.C_out, 1))):
       kern, _, g = L.ConvKernel(cin, self.C_out, 3, weight_init=self.weight_init, gate_batch=gb,
                                 name="conv_" + tag)()
       bnv = L.BNVars(self.C_out, name="bn_" + tag) if self.bn != "none" else None
@@ -238,15 +343,24 @@ class _Reduction(nn.Module):
       track = bnv is not None and self.bn == "batch" and bnv.tracking()
       h, st = relu_conv_bn(h, kern, None, g, scale, bn_bias,
                            state if (track or self.bn == "running") else None, self.bn,
-                           stride=stride, padding=1)
+                           stride=stride, padding=1,
+                           tap=None if record is None else (
+                               lambda site, v, part=part: record(site, v, part)))
       if bnv is not None:
         bnv.write(st)
     kern, _, g = L.ConvKernel(self.C_in, self.C_out, 1, weight_init=self.weight_init,
                               gate_batch=gb, name="conv_shortcut")()
-    r = L.conv2d(L.avg_pool_2x2(x), kern)
+    p = L.avg_pool_2x2(x)
+    r = L.conv2d(p, kern)
     if g is not None:
       r = r * g[:, None, None, :].astype(r.dtype)
-    return h + r
+    out = h + r
+    if record is not None:
+      record("shortcut_pool", p)
+      record("shortcut", r)
+      record("reduction", out)
+      _sow_probe(self, total(None), "tap")
+    return out
 
 
 def _bn_layer(module: nn.Module, h, features: int, name: str):
@@ -284,6 +398,22 @@ class NB201Net(nn.Module):
       multiplicity: a node feeding two convs has two ReLUs) are sown as ``relu_probe`` in the
       ``intermediates`` collection (NASWOT / TE-NAS kernels); add them with
       :func:`jaxnas.spaces.sum_probes`.
+    tap: ``fn(site, x, block, part) -> tree`` called on named tensors of the forward pass; its
+      values (one tree structure for every call), summed over every tensor the architecture
+      computes, are sown as ``tap`` in ``intermediates`` (add them with
+      ``sum_probes(intermediates, 'tap')``). ``site`` (a string of :data:`TAP_SITES`) names the
+      tensor: ``'stem'`` (stem output, block 0), ``'cell'`` and ``'reduction'`` (block outputs);
+      inside a cell edge (``part`` = edge index 0-5) the op output of ``'none'``, ``'skip'``,
+      ``'pool'``, or for a conv op its ``'relu'`` output and ``'conv'`` output (before BN); in a
+      reduction block its two ``'relu'`` / ``'conv'`` pairs (``part`` 0 for conv_a, 1 for conv_b),
+      ``'shortcut_pool'`` (2x2 average pool) and ``'shortcut'`` (the shortcut conv output); the
+      head's ``'head_bn'`` (BN output; absent with ``bn='none'``) and ``'head_relu'`` (ReLU
+      output). ``block`` is the :func:`block_index` of the enclosing block (the head: the last
+      block's index + 1). ``block`` and ``part`` are int32 scalars, traced inside the cell scan.
+      In a mixture supernet (``arch`` weights) every op of non-zero weight is tapped once.
+    block_input: ``fn(h, block) -> h`` applied to the input of every cell and reduction block
+      (``block`` >= 1, traced inside the cell scan); e.g. ``stop_gradient(h) + delta`` to take
+      each block's input gradient separately (AZ-NAS trainability).
 
   Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4, and ``arch``: op indices ``(6,)``
   (int) or mixture weights ``(6, 5)`` (float; each edge outputs ``sum_k w_k op_k(x)``, a DARTS-style
@@ -301,6 +431,8 @@ class NB201Net(nn.Module):
   fixed_arch: Optional[tuple] = None
   gates: bool = False
   relu_probe: Optional[Callable] = None
+  tap: Optional[Callable] = None
+  block_input: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, x, arch=None):
@@ -325,28 +457,38 @@ class NB201Net(nn.Module):
       h = h * g[:, None, None, :].astype(h.dtype)
     if self.bn != "none":
       h = _bn_layer(self, h, self.C, "bn_stem")
+    tap = self.tap
+    if tap is not None:
+      _sow_probe(self, tap("stem", h, 0, 0), "tap")
 
     c = self.C
+    hooks = dict(tap=tap, block_input=self.block_input)
     common = dict(C=0, N=self.N, bn=self.bn, affine=self.cell_bn_affine,
                   conv_bias=self.cell_conv_bias, weight_init=self.weight_init, gates=self.gates,
-                  relu_probe=self.relu_probe)
+                  relu_probe=self.relu_probe, **hooks)
     for stage in range(3):
       if stage > 0:
         h = _Reduction(c, 2 * c, rbn, self.weight_init, self.gates, self.relu_probe,
+                       block=block_index(stage, None, self.N), **hooks,
                        name=f"reduction_{stage}")(h)
         c *= 2
-      common["C"] = c
+      common.update(C=c, stage=stage)
       if self.fixed_arch is None:
         h = _Stage(**common, name=f"cells_{stage}")(h, arch)
       else:
         h = _DiscreteStage(**common, arch=tuple(int(a) for a in self.fixed_arch),
                            name=f"cells_{stage}")(h)
 
+    head = num_blocks(self.N)
     if self.bn != "none":
       h = _bn_layer(self, h, c, "bn_head")
+      if tap is not None:
+        _sow_probe(self, tap("head_bn", h, head, 0), "tap")
     if self.relu_probe is not None:
       _sow_probe(self, self.relu_probe(h))
     h = jax.nn.relu(h)
+    if tap is not None:
+      _sow_probe(self, tap("head_relu", h, head, 0), "tap")
     self.sow("intermediates", "features", h)
     return L.Dense(self.num_classes, weight_init=self.weight_init, gates=self.gates,
                    name="classifier")(L.global_avg_pool(h))
