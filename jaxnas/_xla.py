@@ -7,8 +7,14 @@ always is). Rules:
 
 * ``XLA_FLAGS`` already set (even to an empty string): left exactly as it is;
 * ``JAXNAS_XLA_FLAGS=none``: nothing is set; ``JAXNAS_XLA_FLAGS="--flag=v ..."``: those are used;
-* otherwise :data:`DEFAULT_CPU_FLAGS` on JAX releases known to accept them (XLA stops the process
-  on an unknown flag, so older releases get nothing).
+* otherwise :data:`DEFAULT_CPU_FLAGS` (when not empty) on JAX releases known to accept them (XLA
+  stops the process on an unknown flag, so older releases get nothing).
+
+Measured on jax 0.12 (BENCHMARKS.md, "XLA:CPU settings"): XNNPACK, oneDNN and the XNNPACK graph
+fusion modes neither speed up nor change the engine's scores (grad_norm, nwot, synflow at full
+size: 0.97-1.15x the default's time, scores bit-identical): its CPU path runs every convolution
+inside ``lax.map``/``lax.switch`` bodies, where XLA does not hand them to those libraries. So the
+default is to set nothing; the mechanism stays for an executor that does benefit.
 
 The flags name only the CPU backend; GPU and TPU backends ignore them.
 """
@@ -17,8 +23,8 @@ from __future__ import annotations
 
 import os
 
-#: Flags applied by default (see the module docstring for the measurement).
-DEFAULT_CPU_FLAGS = "--xla_cpu_use_xnnpack=true"
+#: Flags applied by default ("" = none; see the module docstring for the measurement).
+DEFAULT_CPU_FLAGS = ""
 #: Oldest jax release on which :data:`DEFAULT_CPU_FLAGS` was seen accepted (0.10.2, 0.12.0.1).
 MIN_JAX = (0, 10)
 
@@ -39,6 +45,8 @@ def default_flags(environ=None) -> str | None:
   choice = env.get("JAXNAS_XLA_FLAGS")
   if choice is not None:
     return None if choice.strip().lower() in ("", "none") else choice
+  if not DEFAULT_CPU_FLAGS:
+    return None
   return DEFAULT_CPU_FLAGS if _jax_version() >= MIN_JAX else None
 
 

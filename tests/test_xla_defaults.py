@@ -13,8 +13,13 @@ def test_user_flags_win_and_the_override_is_honoured():
   assert _xla.default_flags({"JAXNAS_XLA_FLAGS": "none"}) is None
   assert _xla.default_flags({"JAXNAS_XLA_FLAGS": "--a=1"}) == "--a=1"
   env = {}
-  assert _xla.apply_defaults(env) == _xla.DEFAULT_CPU_FLAGS and env["XLA_FLAGS"] == \
-      _xla.DEFAULT_CPU_FLAGS
+  got = _xla.apply_defaults(env)
+  if _xla.DEFAULT_CPU_FLAGS:
+    assert got == env["XLA_FLAGS"] == _xla.DEFAULT_CPU_FLAGS
+  else:  # the measured default is to set nothing
+    assert got is None and "XLA_FLAGS" not in env
+  env = {"JAXNAS_XLA_FLAGS": "--xla_cpu_use_xnnpack=true"}
+  assert _xla.apply_defaults(env) == env["XLA_FLAGS"] == "--xla_cpu_use_xnnpack=true"
 
 
 def test_importing_jaxnas_sets_the_default_only_without_user_flags():
@@ -27,3 +32,8 @@ def test_importing_jaxnas_sets_the_default_only_without_user_flags():
                         cwd=REPO, capture_output=True, text=True, timeout=120, env=base)
   assert dflt.returncode == 0, dflt.stderr  # XLA accepted the flags (it aborts on unknown ones)
   assert dflt.stdout.strip() == repr(_xla.default_flags({})), dflt.stdout
+  chosen = subprocess.run([sys.executable, "-c", code + "; import jax; jax.numpy.ones(2).block_until_ready()"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**base, "JAXNAS_XLA_FLAGS": "--xla_cpu_use_xnnpack=true"})
+  assert chosen.returncode == 0 and chosen.stdout.strip() == repr("--xla_cpu_use_xnnpack=true"), \
+      chosen.stdout + chosen.stderr
