@@ -57,3 +57,14 @@ def tiny_net(arch, **config):
   cfg = dict(TINY)
   cfg.update(config)
   return spaces.network("nb201", arch, **cfg)
+
+
+def tiny_proxy_net(proxy_name: str):
+  """The tiny NB201 network (C=4, N=1) configured as ``proxy_name`` runs it (BN mode, classes),
+  with a placeholder architecture: bind one with ``net._replace(arch=a)``."""
+  import numpy as np
+  from jaxnas import engine, spaces
+  from jaxnas.proxies import get_proxy
+  space = spaces.get_space("nb201")
+  module = engine.scoring.module_for(space, get_proxy(proxy_name), dict(TINY))
+  return spaces.Network(space, module, np.zeros(6, np.int32))

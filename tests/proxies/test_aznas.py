@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from jaxnas import engine, spaces
+from jaxnas import spaces
 from jaxnas.data import Batch
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import aznas, get_proxy
 from jaxnas.spaces import nb201
-from tests.conftest import TINY
+from tests.conftest import TINY, tiny_proxy_net
 from tests.proxies.nb201_reference import Net
 
 KEY = jax.random.key(11)
@@ -28,9 +28,7 @@ NAMES = ("az_expressivity", "az_progressivity", "az_trainability")
 
 @functools.lru_cache(maxsize=None)
 def _fns():
-  space = spaces.get_space("nb201")
-  module = engine.scoring.module_for(space, get_proxy("az_expressivity"), dict(TINY))
-  net = spaces.Network(space, module, np.zeros(6, np.int32))
+  net = tiny_proxy_net("az_expressivity")
   init = jax.jit(lambda k, x, a: net._replace(arch=a).init(k, x))
   ent = jax.jit(lambda v, x, a: aznas.block_entropies(net._replace(arch=a), v, x))
   trn = jax.jit(lambda v, x, k, a: aznas.block_trainabilities(net._replace(arch=a), v, x, k))

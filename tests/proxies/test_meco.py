@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas import engine, spaces
+from jaxnas import spaces
 from jaxnas.data import Batch
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import get_proxy, meco
 from jaxnas.spaces import nb201
 from jaxnas.spaces.nb201_net import TAP_SITES
-from tests.conftest import TINY, tiny_batch_of
+from tests.conftest import TINY, tiny_batch_of, tiny_proxy_net
 from tests.proxies.nb201_reference import Net
 
 
@@ -43,9 +43,7 @@ def reference(v, x, arch):
 
 @functools.lru_cache(maxsize=None)
 def _fns():
-  space = spaces.get_space("nb201")
-  module = engine.scoring.module_for(space, get_proxy("meco"), dict(TINY))
-  net = spaces.Network(space, module, np.zeros(6, np.int32))
+  net = tiny_proxy_net("meco")
   init = jax.jit(lambda k, x, a: net._replace(arch=a).init(k, x))
 
   def both(v, x, key, a):
