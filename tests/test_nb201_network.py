@@ -264,3 +264,80 @@ def test_input_validation():
     net.apply(v, x, jnp.zeros(5, jnp.int32))
   with pytest.raises(JaxnasInputError, match="unknown NB201 option 'channels'"):
     nb201.model(channels=3)
+
+
+# ---------------------------------------------------------------- the unrolled build (eager executor)
+
+
+@pytest.mark.parametrize("bn", ["batch", "none", "running"])
+def test_unrolled_equals_scanned_outputs_gradients_and_statistics(bn):
+  """``unrolled=True`` on a concrete arch: Python loops and compiled blocks, only the chosen ops,
+  ``none`` edges skipped; outputs, gradients (zero for unused ops) and updated running statistics
+  equal the scanned ``lax.switch`` build's: all ``none``; node 1 unreached (its out-edges see
+  zeros); every op."""
+  net, x, v = _setup(bn)
+  if bn == "running":
+    _, st = net.clone(bn="batch").apply(v, x, nb201.from_index(180), mutable=["batch_stats"])
+    v = {**v, **st}
+  unrolled = net.clone(unrolled=True)
+  scanned = jax.jit(lambda v, a: net.apply(v, x, a))
+  loss = lambda n, a: (lambda p: jnp.sum(jnp.sin(n.apply({**v, "params": p}, x, a))))
+  grad_scanned = jax.jit(lambda p, a: jax.grad(loss(net, a))(p))
+  stats_scanned = jax.jit(lambda v, a: net.apply(v, x, a, mutable=["batch_stats"])[1])
+  for a in ([0, 0, 0, 0, 0, 0], [0, 3, 3, 1, 2, 3], [3, 2, 4, 1, 3, 4]):
+    a = np.asarray(a, np.int32)
+    _rel_close(unrolled.apply(v, x, np.asarray(a)), scanned(v, a))
+    g_unr = jax.grad(loss(unrolled, np.asarray(a)))(v["params"])
+    _rel_close(g_unr, grad_scanned(v["params"], a), rtol=1e-3, atol=1e-5)
+    if bn == "batch":
+      _, st_unr = unrolled.apply(v, x, np.asarray(a), mutable=["batch_stats"])
+      _rel_close(st_unr, stats_scanned(v, a))
+
+
+def test_unrolled_hooks_equal_scanned_hooks():
+  """relu_probe, tap, block_input and gates see the same tensors unrolled as scanned."""
+  from jaxnas.spaces import sum_probes
+  net, x, _ = _setup(gates=True)
+  v = net.init(jax.random.key(0), x, jnp.zeros(6, jnp.int32))
+  tap = lambda site, h, block, part: jnp.sum(h ** 2) * (1.0 + block) * (2.0 + part)
+  probe = lambda h: jnp.sum(jnp.abs(h), axis=(1, 2, 3))
+  hooked = dict(tap=tap, relu_probe=probe, block_input=lambda h, b: h * (1.0 + 0.1 * b))
+
+  def run(n, a):
+    y, st = n.apply(v, x, a, mutable=["intermediates"])
+    return y, sum_probes(st["intermediates"], "tap"), sum_probes(st["intermediates"])
+
+  ref_fn = jax.jit(lambda a: run(net.clone(**hooked), a))
+  # the gates' gradient (fisher's activation x gradient sums), unrolled vs scanned
+  gl = lambda n, a: jax.grad(lambda g: jnp.sum(n.apply({**v, "gates": g}, x, a) ** 2))(
+      v["gates"])
+  gl_ref = jax.jit(lambda a: gl(net, a))
+  for a in ([0, 0, 0, 0, 0, 0], [0, 3, 3, 1, 2, 4]):
+    a = np.asarray(a, np.int32)
+    _rel_close(run(net.clone(unrolled=True, **hooked), np.asarray(a)), ref_fn(a))
+    _rel_close(gl(net.clone(unrolled=True), np.asarray(a)), gl_ref(a), rtol=1e-3, atol=1e-5)
+
+
+def test_unrolled_falls_back_to_the_scanned_build_for_traced_or_mixture_archs():
+  net, x, v = _setup()
+  unrolled = net.clone(unrolled=True)
+  a = nb201.from_index(180)
+  _rel_close(jax.jit(lambda a: unrolled.apply(v, x, a))(a), net.apply(v, x, a))
+  w = nb201.one_hot(a)
+  _rel_close(unrolled.apply(v, x, w), net.apply(v, x, w))
+  with pytest.raises(JaxnasInputError, match="fixed_arch"):
+    nb201.NB201Net(fixed_arch=tuple(a), unrolled=True, **TINY).init(jax.random.key(0), x)
+
+
+def test_unrolled_blocks_compile_once_for_every_architecture():
+  """The eager executor's promise: after one architecture of each op mix, no new compilation."""
+  from jaxnas.spaces import nb201_net
+  net, x, v = _setup()
+  unrolled = net.clone(unrolled=True)
+  f = lambda a: jax.grad(lambda p: jnp.sum(unrolled.apply({**v, "params": p}, x, a)))(v["params"])
+  f(np.array([3, 2, 4, 1, 3, 2], np.int32))  # each op with and without a partial sum
+  f(np.array([4, 3, 2, 0, 0, 0], np.int32))
+  sizes = (nb201_net._conv_block._cache_size(), nb201_net._pool_block._cache_size())
+  for i in (180, 229, 9930, 15624, 4242):
+    f(nb201.from_index(i))
+  assert (nb201_net._conv_block._cache_size(), nb201_net._pool_block._cache_size()) == sizes

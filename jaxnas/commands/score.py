@@ -43,7 +43,7 @@ def add_arguments(s):
   g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
   g.add_argument("--chunk-size", type=int, default=64,
                  help="architectures per compiled call and per committed chunk (default 64)")
-  g.add_argument("--mode", default="auto", help="auto, map, vmap or hybrid (see jaxnas.engine)")
+  g.add_argument("--mode", default="auto", help="auto, map, vmap, hybrid or eager (see jaxnas.engine)")
   g.add_argument("--group", type=int, default=None, help="architectures per group in hybrid mode")
   g.add_argument("--devices", type=int, default=None,
                  help="local devices to split chunks over (default: all)")

@@ -9,12 +9,19 @@ architectures in one of these ways (``mode``):
   ops (NB201: 5.6x the multiply-accumulates of the discrete networks) but every op is one batched
   kernel.
 * ``'hybrid'``: ``lax.map`` over groups of ``group`` architectures, ``vmap`` inside a group.
+* ``'eager'`` (spaces with ``SearchSpace.unrolls``): a Python loop over the chunk; the proxy runs
+  eagerly on the network of one *concrete* architecture built unrolled (``unrolled=True``): only
+  its chosen ops run, each ReLU-Conv-BN / pool a compiled block shared by every architecture, so
+  nothing is compiled per architecture and no op runs inside a loop or conditional body (which
+  XLA:CPU runs unfused and single-threaded). Variables are initialised by one compiled function.
 * ``'auto'`` (default): traces the proxy once and looks for conditionals; without any, ``vmap``
   costs nothing extra and is used; with them, the mode measured fastest on the backend
-  (:data:`AUTO_BRANCHING`, see BENCHMARKS.md): ``map`` on CPU (XLA:CPU runs one architecture's
-  chosen ops; the select's 5.6x arithmetic costs more than the loop), ``vmap`` on GPU (an H100 is
-  bound by per-iteration launch and synchronisation overhead in ``map``: grad_norm 19.7 ms/arch
-  with ``vmap`` vs 33.2 with ``map``, nwot 2.2 vs 7.8).
+  (:data:`AUTO_BRANCHING`, see BENCHMARKS.md): on CPU ``eager`` where the space unrolls, the
+  proxy differentiates through the network and the networks are big (:class:`_AutoScoreFn`),
+  else ``map`` (XLA:CPU runs one architecture's chosen ops; the select's 5.6x arithmetic costs more
+  than the loop); ``vmap`` on GPU (an H100 is bound by per-iteration launch and synchronisation
+  overhead in ``map``: grad_norm 19.7 ms/arch with ``vmap`` vs 33.2 with ``map``, nwot 2.2 vs
+  7.8).
 
 Each architecture's variables are initialised inside the compiled function from
 ``fold_in(key, benchmark_index)``, as float32 draws also for proxies that run in float64
@@ -41,10 +48,16 @@ from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.proxies import Proxy, get_proxy
 from jaxnas.spaces import Network, SearchSpace, get_space, ops
 
-MODES = ("auto", "map", "vmap", "hybrid")
+MODES = ("auto", "map", "vmap", "hybrid", "eager")
 #: Mode ``'auto'`` picks for proxies whose traced computation branches (``lax.cond``/``switch``),
 #: per backend platform, by measurement (experiments/bench_throughput.py, BENCHMARKS.md).
-AUTO_BRANCHING = {"cpu": "map", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+#: ``'eager'`` falls back to :data:`AUTO_NOT_UNROLLED` on spaces that do not unroll.
+AUTO_BRANCHING = {"cpu": "eager", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+AUTO_NOT_UNROLLED = "map"
+#: Forward FLOPs per minibatch (mean over the first chunk's architectures) from which ``'auto'``
+#: runs a branching proxy eagerly on CPU: below it, the per-operation dispatch of the eager
+#: executor costs more than compiling the ``map`` program (experiments/bench_executors.py).
+EAGER_MIN_FLOPS = 1e9
 #: Architectures per group in ``'hybrid'`` mode when not given.
 DEFAULT_GROUP = 4
 
@@ -76,13 +89,29 @@ def _has_conditional(jaxpr) -> bool:
   return False
 
 
-def resolve_mode(mode: str, branches: bool, platform: str) -> str:
-  """The concrete mode for ``mode`` (``'auto'`` resolved by branching and backend platform)."""
+def _has_reverse_scan(jaxpr) -> bool:
+  """Whether a jaxpr (or any jaxpr nested in it) runs a ``scan`` in reverse: the transpose of the
+  scanned network's cells, i.e. the proxy differentiates through the network (reverse mode)."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "scan" and eqn.params.get("reverse"):
+      return True
+    for v in eqn.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns") and _has_reverse_scan(inner):
+          return True
+  return False
+
+
+def resolve_mode(mode: str, branches: bool, platform: str, unrolls: bool = False) -> str:
+  """The concrete mode for ``mode`` (``'auto'`` resolved by branching, backend platform and
+  whether the space unrolls)."""
   if mode != "auto":
     return mode
   if not branches:
     return "vmap"
-  return AUTO_BRANCHING.get(platform, "map")
+  m = AUTO_BRANCHING.get(platform, "map")
+  return m if (m != "eager" or unrolls) else AUTO_NOT_UNROLLED
 
 
 class ScoreFn:
@@ -140,12 +169,8 @@ def _cached_score_fn(space, proxy, cfg, mode, group, devs):
   return _build_score_fn(space, proxy, cfg, mode, group, devs)
 
 
-def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
-  module = module_for(space, proxy, dict(cfg))
-  n_dev = 1 if devs is None else len(devs)
-  platform = (devs[0] if devs else jax.devices()[0]).platform
-  info = {"mode": mode, "branches": None, "devices": n_dev, "group": None}
-
+def _one_fn(space, proxy, module):
+  """``one(arch, id, batch, key) -> scalar``: initialise from ``fold_in(key, id)`` and score."""
   def one(arch, ident, batch, key):
     k = jax.random.fold_in(key, ident)
     k_init, k_proxy = jax.random.split(k)
@@ -155,14 +180,118 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
       with ops.float32_draws():  # the same weights in float32 and float64 proxies
         variables = net.init(k_init, batch.x)
     return jnp.asarray(proxy.fn(net, variables, batch, k_proxy)).reshape(())
+  return one
+
+
+class EagerScoreFn(ScoreFn):
+  """The ``'eager'`` executor: a Python loop over architectures, each scored eagerly on its
+  unrolled network (module docstring). Variables come from one compiled initialiser (the shared
+  layout is the same for every architecture), so they equal the other modes' bit for bit."""
+
+  def __init__(self, space, proxy, module, info: dict):
+    super().__init__(None, info, 1)
+    self.space, self.proxy = space, proxy
+    self.net_module = module.clone(unrolled=True)
+    arch0 = jnp.zeros(space.arch_shape, jnp.int32)
+
+    def init(ident, x, key):
+      k_init, k_proxy = jax.random.split(jax.random.fold_in(key, ident))
+      variables = None
+      if proxy.needs_variables:
+        with ops.float32_draws():
+          variables = Network(space, module, arch0).init(k_init, x)
+      return variables, k_proxy
+
+    self.init = jax.jit(init)
+
+  def __call__(self, archs, ids, batch, key):
+    out = []
+    for arch, ident in zip(np.asarray(archs), np.asarray(ids)):
+      variables, k_proxy = self.init(ident, batch.x, key)
+      net = Network(self.space, self.net_module, arch)
+      out.append(jnp.asarray(self.proxy.fn(net, variables, batch, k_proxy)).reshape(()))
+    return jnp.stack(out)
+
+  def lower(self, archs, ids, batch, key):
+    raise JaxnasInputError("the 'eager' executor compiles blocks, not one program: lower() "
+                           "exists for modes map, vmap and hybrid")
+
+
+def forward_flops(space, module, archs, batch) -> float:
+  """Mean forward FLOPs of the discrete networks of ``archs`` on the whole minibatch."""
+  cfg = {f: getattr(module, f) for f in module.__dataclass_fields__ if f not in ("parent", "name")}
+  cfg.update(resolution=int(batch.x.shape[1]), in_channels=int(batch.x.shape[-1]))
+  per_image = np.asarray(space.count_flops(np.asarray(archs), **cfg), np.float64)
+  return float(np.mean(per_image)) * int(batch.x.shape[0])
+
+
+class _AutoScoreFn(ScoreFn):
+  """Mode ``'auto'`` where the backend's choice is ``'eager'``: on the first call, traces the
+  proxy once. A branching proxy that differentiates through the network (a reverse ``scan``)
+  runs eagerly when its networks are big enough (:data:`EAGER_MIN_FLOPS`); other branching
+  proxies run compiled (``map``: forward passes inside ``lax.map`` cost about what the eager
+  forward does, without its dispatch overhead); a proxy without conditionals is vectorised
+  (``vmap``). Measured in experiments/bench_executors.py."""
+
+  def __init__(self, space, proxy, module, cfg, group, devs, info: dict):
+    super().__init__(None, info, 1)
+    self._args = (space, proxy, module, cfg, group, devs)
+    self.chosen = None
+
+  def __call__(self, archs, ids, batch, key):
+    if self.chosen is None:
+      space, proxy, module, cfg, group, devs = self._args
+      closed, shape = jax.make_jaxpr(_one_fn(space, proxy, module), return_shape=True)(
+          archs[0], ids[0], batch, key)
+      branches = _has_conditional(closed.jaxpr)
+      m = "vmap"
+      if branches:
+        backward = _has_reverse_scan(closed.jaxpr)
+        big = forward_flops(space, module, archs, batch) >= EAGER_MIN_FLOPS
+        m = "eager" if (backward and big) else AUTO_NOT_UNROLLED
+        self.info["backward"] = backward
+      if m == "eager":
+        self.chosen = EagerScoreFn(space, proxy, module, self.info)
+      else:
+        self.chosen = _build_score_fn(space, proxy, cfg, m, group, devs, (closed, shape))
+      self.info.update(self.chosen.info, mode=m, branches=branches)
+    return self.chosen(archs, ids, batch, key)
+
+  def lower(self, archs, ids, batch, key):
+    self(archs, ids, batch, key)
+    return self.chosen.lower(archs, ids, batch, key)
+
+
+def _build_score_fn(space, proxy, cfg, mode, group, devs, traced=None) -> ScoreFn:
+  """``traced``: ``(closed_jaxpr, out_shape)`` of the proxy's ``one`` already traced (by
+  :class:`_AutoScoreFn`), reused instead of tracing the proxy again."""
+  module = module_for(space, proxy, dict(cfg))
+  n_dev = 1 if devs is None else len(devs)
+  platform = (devs[0] if devs else jax.devices()[0]).platform
+  info = {"mode": mode, "branches": None, "devices": n_dev, "group": None}
+  unrolls = bool(space.unrolls) and n_dev == 1
+  if mode == "eager":
+    if not space.unrolls:
+      raise JaxnasInputError(f"mode 'eager' needs a space that unrolls concrete architectures; "
+                             f"{space.name!r} does not (use map, vmap or hybrid)")
+    if n_dev > 1:
+      raise JaxnasInputError("mode 'eager' runs on one device; use map, vmap or hybrid with "
+                             f"{n_dev} devices")
+    return EagerScoreFn(space, proxy, module, info)
+  if mode == "auto" and unrolls and AUTO_BRANCHING.get(platform) == "eager":
+    return _AutoScoreFn(space, proxy, module, cfg, group, devs, info)
+  one = _one_fn(space, proxy, module)
 
   def local(archs, ids, batch, key):
     f, m = one, mode
-    if mode == "auto":
+    if mode == "auto" or traced is not None:
       # trace once, look for conditionals, and reuse the traced program (no second trace)
-      closed, shape = jax.make_jaxpr(one, return_shape=True)(archs[0], ids[0], batch, key)
-      info["branches"] = _has_conditional(closed.jaxpr)
-      m = resolve_mode(mode, info["branches"], platform)
+      if traced is None:
+        closed, shape = jax.make_jaxpr(one, return_shape=True)(archs[0], ids[0], batch, key)
+        info["branches"] = _has_conditional(closed.jaxpr)
+        m = resolve_mode(mode, info["branches"], platform, unrolls)
+      else:
+        closed, shape = traced
       run = jaxpr_as_fun(closed)
       treedef = jax.tree_util.tree_structure(shape)
 

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from jaxnas._loops import map_rows
 from jaxnas.errors import JaxnasInputError, unknown
 
 #: Backends of the empirical NTK.
@@ -187,7 +188,7 @@ def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
                   diagonal: bool = False, coupled: bool = True,
                   implementation: str = "jacobian_contraction",
                   sample_chunk: Optional[int] = None, output_chunk: Optional[int] = None,
-                  backend: str = "jaxnas"):
+                  backend: str = "jaxnas", python_loops: bool = False):
   """The empirical NTK of ``apply_fn`` at ``params`` on the batch ``x``.
 
   Args:
@@ -202,6 +203,8 @@ def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
     sample_chunk: samples per block (a divisor of ``B``); default all.
     output_chunk: outputs per block (a divisor of ``K``; only with ``trace_outputs``).
     backend: ``'jaxnas'`` (default) or ``'neural_tangents'`` (module docstring).
+    python_loops: loop over chunks in Python instead of ``lax.map`` (same values; for networks
+      run eagerly, see :mod:`jaxnas._loops`).
 
   Returns:
     The kernel, float array of the shapes above.
@@ -235,19 +238,19 @@ def empirical_ntk(apply_fn: Callable, params, x, *, trace_outputs: bool = True,
   def one_output_chunk(o):
     fn = block_fn(o)
     if diagonal:
-      out = jax.lax.map(lambda i: fn(rows(i), None, params), jnp.arange(n_blocks))
+      out = map_rows(lambda i: fn(rows(i), None, params), jnp.arange(n_blocks), python_loops)
       return out.reshape((n,) + out.shape[2:])
     if n_blocks == 1:
       return fn(rows(0), None, params)
     pairs = jnp.array([(i, j) for i in range(n_blocks) for j in range(n_blocks)], jnp.int32)
-    blocks = jax.lax.map(lambda ij: fn(rows(ij[0]), rows(ij[1]), params), pairs)
+    blocks = map_rows(lambda ij: fn(rows(ij[0]), rows(ij[1]), params), pairs, python_loops)
     blocks = blocks.reshape((n_blocks, n_blocks, c, c) + blocks.shape[3:])
     return jnp.moveaxis(blocks, 2, 1).reshape((n, n) + blocks.shape[4:])
 
   if n_out == 1:
     return one_output_chunk(0)
   # ``o`` is traced inside lax.map; the slice offset is dynamic, the kernel function is built once.
-  return jnp.sum(jax.lax.map(one_output_chunk, jnp.arange(n_out)), axis=0)
+  return jnp.sum(map_rows(one_output_chunk, jnp.arange(n_out), python_loops), axis=0)
 
 
 # ------------------------------------------------------------------ networks
@@ -311,4 +314,5 @@ def network_ntk(net, variables, x, *, select=None, trace_outputs: bool = True,
   apply_fn, chosen = network_apply(net, variables, select)
   return empirical_ntk(apply_fn, chosen, x, trace_outputs=trace_outputs, diagonal=diagonal,
                        coupled=coupled, implementation=implementation,
-                       sample_chunk=sample_chunk, output_chunk=output_chunk, backend=backend)
+                       sample_chunk=sample_chunk, output_chunk=output_chunk, backend=backend,
+                       python_loops=net.unrolled)

@@ -44,6 +44,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxnas._loops import map_rows
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies.registry import get_proxy, register
 from jaxnas.proxies.zen import gaussian_init
@@ -94,8 +95,8 @@ def swap_count(net, params, x):
 def swap_repeats(net, x, key, repeats: int = REPEATS):
   """SWAP of each of ``repeats`` N(0, 1) re-initialisations (keys split from ``key``) ``(R,)``."""
   shapes = jax.eval_shape(net.init, key, x)["params"]
-  return jax.lax.map(lambda k: swap_count(net, gaussian_init(shapes, k), x).astype(jnp.float32),
-                     jax.random.split(key, repeats))
+  return map_rows(lambda k: swap_count(net, gaussian_init(shapes, k), x).astype(jnp.float32),
+                  jax.random.split(key, repeats), net.unrolled)
 
 
 @register("swap", batch_size=BATCH_SIZE, needs_variables=False, config=CONFIG)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxnas._loops import map_rows
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import params as P
@@ -74,7 +75,7 @@ def logit_sum_jacobian(net, variables, x, chunk: int = NTK_CHUNK):
   k = max(1, min(chunk, b))
   n_chunks = -(-b // k)
   eye = jnp.eye(n_chunks * k, b, dtype=y.dtype).reshape(n_chunks, k, b)
-  rows = jax.lax.map(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), eye)
+  rows = map_rows(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), eye, net.unrolled)
   return jax.tree_util.tree_map(lambda r: r.reshape((n_chunks * k,) + r.shape[2:])[:b], rows)
 
 

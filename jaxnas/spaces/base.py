@@ -44,6 +44,9 @@ class SearchSpace(NamedTuple):
       accepts float weights of this shape as ``arch`` (each edge a weighted sum of its ops).
     discretize: ``discretize(scores) -> arch``: the discrete architecture that per-op scores of
       ``alpha_shape`` select (NB201: argmax per edge; DARTS: top-2 edges per node, no ``none``).
+    unrolls: ``model(unrolled=True)`` runs a *concrete* architecture as its discrete network over
+      the shared parameter layout (Python loops, only the chosen ops, compiled blocks shared by
+      every architecture): the engine's ``'eager'`` executor.
   """
   name: str
   arch_shape: tuple
@@ -60,6 +63,7 @@ class SearchSpace(NamedTuple):
   mutate: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None
   alpha_shape: Optional[tuple] = None
   discretize: Optional[Callable[[Any], np.ndarray]] = None
+  unrolls: bool = False
 
 
 class Network(NamedTuple):
@@ -78,6 +82,14 @@ class Network(NamedTuple):
   def apply(self, variables, x, **kwargs):
     """Logits ``(B, num_classes)`` (or ``(logits, state)`` with ``mutable=...``)."""
     return self.module.apply(variables, x, self.arch, **kwargs)
+
+  @property
+  def unrolled(self) -> bool:
+    """Whether this network runs as its discrete network, eagerly (the ``'eager'`` executor):
+    then a proxy's Python loops are cheaper than ``lax.map``, which would compile the unrolled
+    network once per architecture (:func:`jaxnas.proxies._common.map_rows`)."""
+    return bool(getattr(self.module, "unrolled", False)) and not isinstance(self.arch,
+                                                                            jax.core.Tracer)
 
   def replace(self, **module_overrides) -> "Network":
     """The same architecture with module fields overridden, e.g. ``bn='none'``."""

@@ -299,4 +299,5 @@ SPACE = SearchSpace(
     mutate=mutate,
     alpha_shape=(NUM_EDGES, NUM_OPS),
     discretize=discretize,
+    unrolls=True,
 )

@@ -25,6 +25,7 @@ stage 1, reduction 2, the cells of stage 2 (:func:`block_index`; ``3N + 3`` in a
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -191,6 +192,7 @@ class _Stage(nn.Module):
   stage: int = 0
   tap: Optional[Callable] = None
   block_input: Optional[Callable] = None
+  unrolled: bool = False
 
   @nn.compact
   def __call__(self, h, arch):
@@ -208,6 +210,16 @@ class _Stage(nn.Module):
     track = self.bn == "batch" and bool(bns) and bns["1x1"].tracking()
     probe_fn, tap, block_input = self.relu_probe, self.tap, self.block_input
     mode = self.bn
+    if self.unrolled:
+      h, probe, tapped, states = _unrolled_cells(h, tuple(int(a) for a in arch), sites, mode, track,
+                                                 probe_fn, tap, block_input,
+                                                 block_index(self.stage, 0, self.N))
+      if track:
+        for j, (_, _, tag) in enumerate(CONV_SITES):
+          bns[tag].write(states[j])
+      _sow_probe(self, probe)
+      _sow_probe(self, tapped, "tap")
+      return h
     # block and edge indices are scanned only when a hook reads them
     indexed = tap is not None or block_input is not None
     cell_ids = jnp.arange(self.N, dtype=jnp.int32) if indexed else None
@@ -253,6 +265,107 @@ class _Stage(nn.Module):
     _sow_probe(self, probe)
     _sow_probe(self, tapped, "tap")
     return h
+
+def is_concrete_ops(arch) -> bool:
+  """Whether ``arch`` is a concrete (not traced) array of 6 integer op indices."""
+  if isinstance(arch, jax.core.Tracer):
+    return False
+  a = np.asarray(arch)
+  return a.shape == (NUM_EDGES,) and a.dtype.kind in "iu"
+
+
+def _take(stacked, i, e):
+  """The variables of edge ``e`` of cell ``i`` from stacked ``(N, 6, ...)`` leaves."""
+  return jax.tree_util.tree_map(lambda a: a[i, e], stacked)
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "padding"))
+def _conv_block(acc, x, stacked, i, e, mode: str, padding: int):
+  """``acc + ReLU-Conv-BN(x)`` (``acc`` may be None) with the variables of edge ``e`` of cell
+  ``i`` (traced indices into the stacked leaves: one program for every edge, whose transpose
+  always has the same shape); returns ``(sum, new_state)``."""
+  site = _take(stacked, i, e)
+  y, st = relu_conv_bn(x, site["kernel"], site["bias"], site["gate"], site["scale"],
+                       site["bn_bias"], site["state"], mode, padding=padding)
+  return (y if acc is None else acc + y), st
+
+
+@jax.jit
+def _pool_block(acc, x):
+  """``acc + avg_pool_3x3(x)`` (``acc`` may be None) as one compiled block."""
+  y = L.avg_pool_3x3(x)
+  return y if acc is None else acc + y
+
+
+def _unrolled_cells(h, arch: tuple, sites, mode: str, track: bool, probe_fn, tap, block_input,
+                    first: int):
+  """The cells of one stage for a concrete ``arch``: Python loops over cells and edges running
+  only the chosen op of each edge, each ReLU-Conv-BN and pool a compiled block (shared by every
+  architecture), ``none`` edges skipped. Same values as the scanned build with ``lax.switch``.
+
+  ``sites[tag]`` hold the stacked ``(N, 6, ...)`` variables; returns
+  ``(h, probe, tapped, (states_1x1, states_3x3))`` (states restacked when ``track``).
+  """
+  n = jax.tree_util.tree_leaves(sites["1x1"]["kernel"])[0].shape[0]
+  use_state = track or mode == "running"
+  per = {}
+  for _, _, tag in CONV_SITES:
+    per[tag] = dict(sites[tag])
+    if not use_state:
+      per[tag]["state"] = None
+  states = {tag: [[None] * NUM_EDGES for _ in range(n)] for _, _, tag in CONV_SITES}
+  probe = None if probe_fn is None else _zeros_like_probe(probe_fn, h)
+  tapped = None
+  for i in range(n):
+    blk = first + i
+    if block_input is not None:
+      h = block_input(h, jnp.int32(blk))
+    nodes = [h, None, None, None]
+    for e, ((to, frm), op) in enumerate(zip(EDGES, arch)):
+      x = nodes[frm]
+      if op == NONE and tap is None:
+        continue
+      if x is None:  # an input node no edge reached: its value is zero
+        x = jnp.zeros_like(h)
+      if tap is not None:  # hooks see every tensor: run the edge op by op
+        s = {tag: _take(per[tag], i, e) for _, _, tag in CONV_SITES}
+        tap_fn = lambda site, v, e=e: tap(site, v, jnp.int32(blk), jnp.int32(e))
+        y, st, pr, tp = edge_forward(x, op, s, mode, track, probe_fn, tap_fn)
+        tapped = tp if tapped is None else _tree_add(tapped, tp)
+        if op in (CONV1, CONV3):
+          j = 0 if op == CONV1 else 1
+          states[CONV_SITES[j][2]][i][e] = st[j]
+          if probe_fn is not None:
+            probe = _tree_add(probe, pr)
+        nodes[to] = y if nodes[to] is None else nodes[to] + y
+        continue
+      if op == SKIP:
+        nodes[to] = x if nodes[to] is None else nodes[to] + x
+      elif op == POOL:
+        nodes[to] = _pool_block(nodes[to], x)
+      else:
+        j, ks = (0, 1) if op == CONV1 else (1, 3)
+        tag = CONV_SITES[j][2]
+        nodes[to], states[tag][i][e] = _conv_block(nodes[to], x, per[tag], np.int32(i),
+                                                   np.int32(e), mode, ks // 2)
+        if probe_fn is not None:
+          probe = _tree_add(probe, probe_fn(x))
+    h = jnp.zeros_like(h) if nodes[3] is None else nodes[3]
+    if tap is not None:
+      tc = tap("cell", h, jnp.int32(blk), jnp.int32(0))
+      tapped = tc if tapped is None else _tree_add(tapped, tc)
+  restacked = [None, None]
+  if track:
+    for j, (_, _, tag) in enumerate(CONV_SITES):
+      old = sites[tag]["state"]
+      new = old
+      for i in range(n):
+        for e in range(NUM_EDGES):
+          st = states[tag][i][e]
+          if st is not None:
+            new = jax.tree_util.tree_map(lambda a, b: a.at[i, e].set(b), new, st)
+      restacked[j] = new
+  return h, probe, tapped, tuple(restacked)
 
 
 class _DiscreteStage(nn.Module):
@@ -414,6 +527,12 @@ class NB201Net(nn.Module):
     block_input: ``fn(h, block) -> h`` applied to the input of every cell and reduction block
       (``block`` >= 1, traced inside the cell scan); e.g. ``stop_gradient(h) + delta`` to take
       each block's input gradient separately (AZ-NAS trainability).
+    unrolled: with a *concrete* ``arch`` of op indices (numpy, or a jax array outside tracing),
+      run the shared parameter layout as the discrete network: Python loops over cells and
+      edges, only the chosen ops, each ReLU-Conv-BN / pool a compiled block shared by all
+      architectures (the ``'eager'`` executor of :mod:`jaxnas.engine.scoring`). Same values as
+      the scanned build. A traced ``arch`` or mixture weights run the scanned build as usual.
+      Inside ``jit``, a concrete ``arch`` makes one program per architecture.
 
   Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4, and ``arch``: op indices ``(6,)``
   (int) or mixture weights ``(6, 5)`` (float; each edge outputs ``sum_k w_k op_k(x)``, a DARTS-style
@@ -433,6 +552,7 @@ class NB201Net(nn.Module):
   relu_probe: Optional[Callable] = None
   tap: Optional[Callable] = None
   block_input: Optional[Callable] = None
+  unrolled: bool = False
 
   @nn.compact
   def __call__(self, x, arch=None):
@@ -442,12 +562,18 @@ class NB201Net(nn.Module):
     if self.fixed_arch is None:
       if arch is None:
         raise JaxnasInputError("NB201Net needs an architecture: pass arch, or set fixed_arch")
-      arch = jnp.asarray(arch)
+      unroll = self.unrolled and is_concrete_ops(arch)
+      arch = np.asarray(arch, np.int32) if unroll else jnp.asarray(arch)
       if arch.shape not in ((NUM_EDGES,), (NUM_EDGES, NUM_OPS)):
         raise JaxnasInputError(
             f"NB201 arch must have shape (6,) op indices or (6, 5) weights, got {arch.shape}")
     elif arch is not None:
       raise JaxnasInputError("NB201Net with fixed_arch takes no arch argument")
+    else:
+      unroll = False
+    if self.unrolled and self.fixed_arch is not None:
+      raise JaxnasInputError("NB201Net: unrolled=True applies to the shared build; fixed_arch is "
+                             "already the discrete network")
     gb = x.shape[0] if self.gates else 0
 
     kern, _, g = L.ConvKernel(x.shape[-1], self.C, 3, weight_init=self.weight_init,
@@ -474,7 +600,7 @@ class NB201Net(nn.Module):
         c *= 2
       common.update(C=c, stage=stage)
       if self.fixed_arch is None:
-        h = _Stage(**common, name=f"cells_{stage}")(h, arch)
+        h = _Stage(**common, unrolled=unroll, name=f"cells_{stage}")(h, arch)
       else:
         h = _DiscreteStage(**common, arch=tuple(int(a) for a in self.fixed_arch),
                            name=f"cells_{stage}")(h)

@@ -37,6 +37,8 @@ def test_conditional_detection_and_mode_resolution():
   assert scoring._has_conditional(jax.make_jaxpr(branchy)(1, 2.0).jaxpr)   # nested in a scan
   assert not scoring._has_conditional(jax.make_jaxpr(lambda x: jnp.sin(x) * 2)(1.0).jaxpr)
   assert scoring.resolve_mode("auto", True, "cpu") == "map"
+  assert scoring.resolve_mode("auto", True, "cpu", unrolls=True) == "eager"
+  assert scoring.resolve_mode("auto", True, "gpu", unrolls=True) == "vmap"
   assert scoring.resolve_mode("auto", False, "gpu") == "vmap"
   assert scoring.resolve_mode("hybrid", False, "cpu") == "hybrid"
 
@@ -139,3 +141,44 @@ def test_per_proxy_minibatches_equal_scoring_each_proxy_alone():
     scoring.paper_batches(["epsilon"], draw(100))
   with pytest.raises(JaxnasInputError, match="no minibatch for proxy 'snip'"):
     engine.score("nb201", archs, ["snip"], per, config=TINY)
+
+
+@pytest.mark.parametrize("name,big_mode", [("logit_sum", "map"), ("grad_norm", "eager")])
+def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypatch, name,
+                                                                        big_mode):
+  """The 'eager' executor (Python loop, unrolled network) gives the 'map' scores; 'auto' on CPU
+  picks it for a proxy that differentiates through the network, from EAGER_MIN_FLOPS forward
+  FLOPs per minibatch; a forward-only proxy stays on 'map'."""
+  if name == "logit_sum":
+    proxy = _forward_proxy()
+    monkeypatch.setattr(scoring, "get_proxy", lambda n: proxy)
+  batch = tiny_batch_of(8)
+  archs = np.concatenate([np.zeros((1, 6), np.int32), ARCHS[1:3]])   # all 'none' first
+  run = lambda mode: engine.score("nb201", archs, [name], batch, seed=2, config=TINY,
+                                  chunk_size=3, mode=mode)[name]
+  want = run("map")
+  np.testing.assert_allclose(run("eager"), want, rtol=1e-5, atol=1e-7)
+  info = {}
+  if name == "logit_sum":   # (cheap to compile once more)
+    for _ in scoring.iter_scores("nb201", archs, name, batch, seed=2, config=TINY, chunk_size=3,
+                                 report=info):
+      pass
+    assert info["mode"] == "map"     # tiny networks: below the threshold
+  scoring._cached_score_fn.cache_clear()
+  monkeypatch.setattr(scoring, "EAGER_MIN_FLOPS", 0.0)
+  got = np.concatenate([v for *_, v in scoring.iter_scores(
+      "nb201", archs, name, batch, seed=2, config=TINY, chunk_size=3, report=info)])
+  assert info["mode"] == big_mode and info["branches"] is True
+  assert info["backward"] is (big_mode == "eager")
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  scoring._cached_score_fn.cache_clear()
+
+
+def test_eager_executor_refuses_what_it_cannot_run():
+  batch = tiny_batch_of(2)
+  with pytest.raises(JaxnasInputError, match="'darts' does not"):
+    engine.score("darts", spaces.get_space("darts").sample(jax.random.key(0), 1), ["grad_norm"],
+                 batch, mode="eager")
+  fn = scoring.make_score_fn(spaces.get_space("nb201"), get_proxy("grad_norm"), TINY, "eager")
+  with pytest.raises(JaxnasInputError, match="lower"):
+    fn.lower(ARCHS[:1], np.zeros(1, np.int32), batch, jax.random.key(0))
