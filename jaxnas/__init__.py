@@ -16,6 +16,8 @@ from jaxnas import _compat  # noqa: E402
 
 # The same random stream on every supported JAX (see jaxnas._compat.use_classic_prng).
 _compat.use_classic_prng()
+# Opt-in persistent compilation cache (JAXNAS_COMPILATION_CACHE=DIR; see jaxnas._xla).
+_xla.apply_compilation_cache()
 
 from jaxnas.errors import JaxnasInputError
 from jaxnas.spaces import Network, SearchSpace, get_space, list_spaces, network

@@ -312,8 +312,16 @@ def test_unrolled_hooks_equal_scanned_hooks():
   gl = lambda n, a: jax.grad(lambda g: jnp.sum(n.apply({**v, "gates": g}, x, a) ** 2))(
       v["gates"])
   gl_ref = jax.jit(lambda a: gl(net, a))
+  def cell_only(site, h, block, part):   # zeros except at cell outputs, and says so
+    return jnp.sum(h ** 2) * (1.0 + block) if site == "cell" else jnp.zeros(())
+  cell_only.sites = ("cell",)
+
+  def cell_taps(n, a):
+    return sum_probes(n.apply(v, x, a, mutable=["intermediates"])[1]["intermediates"], "tap")
+  cells_ref = jax.jit(lambda a: cell_taps(net.clone(tap=cell_only), a))
   for a in ([0, 0, 0, 0, 0, 0], [0, 3, 3, 1, 2, 4]):
     a = np.asarray(a, np.int32)
+    _rel_close(cell_taps(net.clone(tap=cell_only, unrolled=True), a), cells_ref(a))
     _rel_close(run(net.clone(unrolled=True, **hooked), np.asarray(a)), ref_fn(a))
     _rel_close(gl(net.clone(unrolled=True), np.asarray(a)), gl_ref(a), rtol=1e-3, atol=1e-5)
 

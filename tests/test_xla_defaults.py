@@ -37,3 +37,17 @@ def test_importing_jaxnas_sets_the_default_only_without_user_flags():
                           env={**base, "JAXNAS_XLA_FLAGS": "--xla_cpu_use_xnnpack=true"})
   assert chosen.returncode == 0 and chosen.stdout.strip() == repr("--xla_cpu_use_xnnpack=true"), \
       chosen.stdout + chosen.stderr
+
+
+def test_compilation_cache_is_opt_in_and_keeps_quick_programs(tmp_path):
+  """JAXNAS_COMPILATION_CACHE=DIR: every compiled program (even a ~0.1 s block) lands in DIR."""
+  assert _xla.apply_compilation_cache({}) is None
+  cache = tmp_path / "xla"
+  code = ("import jax, jaxnas; print(jax.config.jax_compilation_cache_dir); "
+          "jax.jit(lambda x: x * 2 + 1)(jax.numpy.ones(3)).block_until_ready()")
+  base = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "JAXNAS_COMPILATION_CACHE": str(cache)}
+  run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120, env=base)
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.strip() == str(cache)
+  assert cache.is_dir() and any(cache.iterdir()), "nothing was written to the cache"

@@ -153,6 +153,7 @@ def _block_tap(num: int, key_r=None):
     if key_r is not None and site != "stem":
       out["dot"] = jnp.sum(rademacher(key_r, block, h.shape) * h).astype(jnp.float32)
     return out
+  tap.sites = _BLOCK_SITES   # zeros elsewhere (NB201Net.tap)
   return tap
 
 

@@ -279,15 +279,19 @@ def _take(stacked, i, e):
   return jax.tree_util.tree_map(lambda a: a[i, e], stacked)
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "padding"))
-def _conv_block(acc, x, stacked, i, e, mode: str, padding: int):
+@functools.partial(jax.jit, static_argnames=("mode", "padding", "taps"))
+def _conv_block(acc, x, stacked, i, e, mode: str, padding: int, taps: bool = False):
   """``acc + ReLU-Conv-BN(x)`` (``acc`` may be None) with the variables of edge ``e`` of cell
   ``i`` (traced indices into the stacked leaves: one program for every edge, whose transpose
-  always has the same shape); returns ``(sum, new_state)``."""
+  always has the same shape); returns ``(sum, new_state)``, and with ``taps`` also the
+  ``[('relu', ReLU output), ('conv', conv output)]`` a ``tap`` hook sees."""
   site = _take(stacked, i, e)
+  seen = []
   y, st = relu_conv_bn(x, site["kernel"], site["bias"], site["gate"], site["scale"],
-                       site["bn_bias"], site["state"], mode, padding=padding)
-  return (y if acc is None else acc + y), st
+                       site["bn_bias"], site["state"], mode, padding=padding,
+                       tap=(lambda name, v: seen.append(v)) if taps else None)
+  out = (y if acc is None else acc + y), st
+  return out + (seen,) if taps else out
 
 
 @jax.jit
@@ -301,7 +305,8 @@ def _unrolled_cells(h, arch: tuple, sites, mode: str, track: bool, probe_fn, tap
                     first: int):
   """The cells of one stage for a concrete ``arch``: Python loops over cells and edges running
   only the chosen op of each edge, each ReLU-Conv-BN and pool a compiled block (shared by every
-  architecture), ``none`` edges skipped. Same values as the scanned build with ``lax.switch``.
+  architecture), ``none`` edges skipped. Same values as the scanned build with ``lax.switch``;
+  hooks see the same tensors (``tap`` gets the blocks' intermediate outputs).
 
   ``sites[tag]`` hold the stacked ``(N, 6, ...)`` variables; returns
   ``(h, probe, tapped, (states_1x1, states_3x3))`` (states restacked when ``track``).
@@ -316,6 +321,18 @@ def _unrolled_cells(h, arch: tuple, sites, mode: str, track: bool, probe_fn, tap
   states = {tag: [[None] * NUM_EDGES for _ in range(n)] for _, _, tag in CONV_SITES}
   probe = None if probe_fn is None else _zeros_like_probe(probe_fn, h)
   tapped = None
+  sites = None if tap is None else getattr(tap, "sites", None)
+
+  def wants(site):
+    return tap is not None and (sites is None or site in sites)
+
+  def record(site, v, blk, e):
+    nonlocal tapped
+    if not wants(site):  # a tap declaring its ``sites`` returns zeros elsewhere: skip the call
+      return
+    t = tap(site, v, jnp.int32(blk), jnp.int32(e))
+    tapped = t if tapped is None else _tree_add(tapped, t)
+
   for i in range(n):
     blk = first + i
     if block_input is not None:
@@ -323,37 +340,38 @@ def _unrolled_cells(h, arch: tuple, sites, mode: str, track: bool, probe_fn, tap
     nodes = [h, None, None, None]
     for e, ((to, frm), op) in enumerate(zip(EDGES, arch)):
       x = nodes[frm]
-      if op == NONE and tap is None:
+      if op == NONE:  # contributes exactly zero; no parameters
+        if tap is not None:
+          record("none", jnp.zeros_like(h), blk, e)
         continue
       if x is None:  # an input node no edge reached: its value is zero
         x = jnp.zeros_like(h)
-      if tap is not None:  # hooks see every tensor: run the edge op by op
-        s = {tag: _take(per[tag], i, e) for _, _, tag in CONV_SITES}
-        tap_fn = lambda site, v, e=e: tap(site, v, jnp.int32(blk), jnp.int32(e))
-        y, st, pr, tp = edge_forward(x, op, s, mode, track, probe_fn, tap_fn)
-        tapped = tp if tapped is None else _tree_add(tapped, tp)
-        if op in (CONV1, CONV3):
-          j = 0 if op == CONV1 else 1
-          states[CONV_SITES[j][2]][i][e] = st[j]
-          if probe_fn is not None:
-            probe = _tree_add(probe, pr)
-        nodes[to] = y if nodes[to] is None else nodes[to] + y
-        continue
       if op == SKIP:
         nodes[to] = x if nodes[to] is None else nodes[to] + x
+        if tap is not None:
+          record("skip", x, blk, e)
       elif op == POOL:
-        nodes[to] = _pool_block(nodes[to], x)
+        if not wants("pool"):
+          nodes[to] = _pool_block(nodes[to], x)
+        else:
+          y = _pool_block(None, x)
+          record("pool", y, blk, e)
+          nodes[to] = y if nodes[to] is None else nodes[to] + y
       else:
         j, ks = (0, 1) if op == CONV1 else (1, 3)
         tag = CONV_SITES[j][2]
-        nodes[to], states[tag][i][e] = _conv_block(nodes[to], x, per[tag], np.int32(i),
-                                                   np.int32(e), mode, ks // 2)
+        taps = wants("relu") or wants("conv")
+        out = _conv_block(nodes[to], x, per[tag], np.int32(i), np.int32(e), mode, ks // 2,
+                          taps=taps)
+        nodes[to], states[tag][i][e] = out[:2]
+        if taps:
+          record("relu", out[2][0], blk, e)
+          record("conv", out[2][1], blk, e)
         if probe_fn is not None:
           probe = _tree_add(probe, probe_fn(x))
     h = jnp.zeros_like(h) if nodes[3] is None else nodes[3]
     if tap is not None:
-      tc = tap("cell", h, jnp.int32(blk), jnp.int32(0))
-      tapped = tc if tapped is None else _tree_add(tapped, tc)
+      record("cell", h, blk, 0)
   restacked = [None, None]
   if track:
     for j, (_, _, tag) in enumerate(CONV_SITES):
@@ -523,7 +541,9 @@ class NB201Net(nn.Module):
       head's ``'head_bn'`` (BN output; absent with ``bn='none'``) and ``'head_relu'`` (ReLU
       output). ``block`` is the :func:`block_index` of the enclosing block (the head: the last
       block's index + 1). ``block`` and ``part`` are int32 scalars, traced inside the cell scan.
-      In a mixture supernet (``arch`` weights) every op of non-zero weight is tapped once.
+      In a mixture supernet (``arch`` weights) every op of non-zero weight is tapped once. A tap
+      may declare ``tap.sites`` (a collection of site names): it promises to return zeros for the
+      others, which the unrolled build then does not call it on (AZ-NAS reads block outputs only).
     block_input: ``fn(h, block) -> h`` applied to the input of every cell and reduction block
       (``block`` >= 1, traced inside the cell scan); e.g. ``stop_gradient(h) + delta`` to take
       each block's input gradient separately (AZ-NAS trainability).
