@@ -17,8 +17,8 @@ architectures in one of these ways (``mode``):
 * ``'auto'`` (default): traces the proxy once and looks for conditionals; without any, ``vmap``
   costs nothing extra and is used; with them, the mode measured fastest on the backend
   (:data:`AUTO_BRANCHING`, see BENCHMARKS.md): on CPU ``eager`` where the space unrolls, the
-  proxy differentiates through the network and the networks are big (:class:`_AutoScoreFn`),
-  else ``map`` (XLA:CPU runs one architecture's chosen ops; the select's 5.6x arithmetic costs more
+  proxy was measured faster eagerly (``cpu_eager``) and the networks are big
+  (:class:`_AutoScoreFn`), else ``map`` (XLA:CPU runs one architecture's chosen ops; the select's 5.6x arithmetic costs more
   than the loop); ``vmap`` on GPU (an H100 is bound by per-iteration launch and synchronisation
   overhead in ``map``: grad_norm 19.7 ms/arch with ``vmap`` vs 33.2 with ``map``, nwot 2.2 vs
   7.8).
@@ -85,20 +85,6 @@ def _has_conditional(jaxpr) -> bool:
       for sub in (v if isinstance(v, (tuple, list)) else (v,)):
         inner = getattr(sub, "jaxpr", sub)
         if hasattr(inner, "eqns") and _has_conditional(inner):
-          return True
-  return False
-
-
-def _has_reverse_scan(jaxpr) -> bool:
-  """Whether a jaxpr (or any jaxpr nested in it) runs a ``scan`` in reverse: the transpose of the
-  scanned network's cells, i.e. the proxy differentiates through the network (reverse mode)."""
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "scan" and eqn.params.get("reverse"):
-      return True
-    for v in eqn.params.values():
-      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
-        inner = getattr(sub, "jaxpr", sub)
-        if hasattr(inner, "eqns") and _has_reverse_scan(inner):
           return True
   return False
 
@@ -227,11 +213,13 @@ def forward_flops(space, module, archs, batch) -> float:
 
 class _AutoScoreFn(ScoreFn):
   """Mode ``'auto'`` where the backend's choice is ``'eager'``: on the first call, traces the
-  proxy once. A branching proxy that differentiates through the network (a reverse ``scan``)
-  runs eagerly when its networks are big enough (:data:`EAGER_MIN_FLOPS`); other branching
-  proxies run compiled (``map``: forward passes inside ``lax.map`` cost about what the eager
-  forward does, without its dispatch overhead); a proxy without conditionals is vectorised
-  (``vmap``). Measured in experiments/bench_executors.py."""
+  proxy once. A branching proxy registered with ``cpu_eager=True`` (measured faster eagerly:
+  the gradient proxies through the network) runs eagerly when its networks are big enough
+  (:data:`EAGER_MIN_FLOPS`); other branching proxies run compiled (``map``: forward-only
+  proxies, whose forward inside ``lax.map`` costs about what the eager one does without its
+  dispatch overhead, and per-sample-gradient proxies, which the eager executor runs slower);
+  a proxy without conditionals is vectorised (``vmap``). Measured in
+  experiments/bench_executors.py."""
 
   def __init__(self, space, proxy, module, cfg, group, devs, info: dict):
     super().__init__(None, info, 1)
@@ -246,10 +234,8 @@ class _AutoScoreFn(ScoreFn):
       branches = _has_conditional(closed.jaxpr)
       m = "vmap"
       if branches:
-        backward = _has_reverse_scan(closed.jaxpr)
         big = forward_flops(space, module, archs, batch) >= EAGER_MIN_FLOPS
-        m = "eager" if (backward and big) else AUTO_NOT_UNROLLED
-        self.info["backward"] = backward
+        m = "eager" if (proxy.cpu_eager and big) else AUTO_NOT_UNROLLED
       if m == "eager":
         self.chosen = EagerScoreFn(space, proxy, module, self.info)
       else:

@@ -33,7 +33,7 @@ def grad_norm_score(grads, masks):
   return P.per_layer(frobenius, grads, masks)
 
 
-@register("grad_norm", needs_labels=True, batch_size=64)
+@register("grad_norm", needs_labels=True, batch_size=64, cpu_eager=True)
 def grad_norm(net, variables, batch, key):
   """Sum over layers of the gradient norm: ``sum_l ||dL_CE/dW_l||_F`` (Abdelfattah et al. 2021).
 

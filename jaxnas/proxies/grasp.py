@@ -53,7 +53,7 @@ def grasp_score(loss_fn, params, masks, method: str = "forward"):
   return -_common.masked_sum(jax.tree_util.tree_map(lambda w, h: w * h, params, hg), masks)
 
 
-@register("grasp", needs_labels=True, batch_size=64)
+@register("grasp", needs_labels=True, batch_size=64, cpu_eager=True)
 def grasp(net, variables, batch, key):
   """GraSP score ``-sum_W W * (H g)``, ``g = dL_CE/dW`` held constant, ``H = d^2 L_CE / dW^2``.
 

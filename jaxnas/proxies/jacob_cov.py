@@ -61,7 +61,7 @@ def jacob_cov_score(jac, k: float = K):
   return jnp.where(degenerate, jnp.asarray(floor_score(n, k), score.dtype), score)
 
 
-@register("jacob_cov", batch_size=64)
+@register("jacob_cov", batch_size=64, cpu_eager=True)
 def jacob_cov(net, variables, batch, key):
   """Jacobian covariance ``-sum_i [log(v_i + k) + 1/(v_i + k)]``, ``v = eig(corrcoef(J))``, k=1e-5.
 

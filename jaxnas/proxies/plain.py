@@ -7,7 +7,7 @@ from jaxnas.proxies.registry import register
 from jaxnas.proxies.snip import saliency
 
 
-@register("plain", needs_labels=True, batch_size=64)
+@register("plain", needs_labels=True, batch_size=64, cpu_eager=True)
 def plain(net, variables, batch, key):
   """Signed saliency ``sum_W W * dL_CE/dW`` over the conv and dense kernels used.
 

@@ -35,6 +35,9 @@ class Proxy(NamedTuple):
     higher_is_better: orientation of the score.
     needs_variables: uses the caller's initialised variables (False: the proxy ignores them, e.g.
       ``params`` or a proxy with its own initialisation); the caller may then pass None.
+    cpu_eager: ``mode='auto'`` scores it with the ``'eager'`` executor on CPU (for networks of
+      at least ``jaxnas.engine.scoring.EAGER_MIN_FLOPS``): set where that was measured faster
+      than ``'map'`` (experiments/bench_executors.py; gradient proxies through the network).
   """
   name: str
   fn: Callable
@@ -45,6 +48,7 @@ class Proxy(NamedTuple):
   config: tuple = ()
   higher_is_better: bool = True
   needs_variables: bool = True
+  cpu_eager: bool = False
 
   @property
   def doc(self) -> str:
@@ -59,14 +63,15 @@ _loaded = False
 
 def register(name: str, *, needs_data: bool = True, needs_labels: bool = False,
              x64: bool = False, batch_size: Optional[int] = None, config: Optional[dict] = None,
-             higher_is_better: bool = True, needs_variables: bool = True):
+             higher_is_better: bool = True, needs_variables: bool = True,
+             cpu_eager: bool = False):
   """Decorator registering ``fn`` under ``name``; a name can be registered only once."""
   def deco(fn):
     if name in _REGISTRY:
       raise ValueError(f"proxy {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
     _REGISTRY[name] = Proxy(name, fn, needs_data, needs_labels, x64, batch_size,
                             tuple(sorted((config or {}).items())), higher_is_better,
-                            needs_variables)
+                            needs_variables, cpu_eager)
     return fn
   return deco
 

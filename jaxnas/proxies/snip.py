@@ -31,7 +31,7 @@ def saliency(loss_fn, params, masks, signed: bool = False):
   return _common.masked_sum(jax.tree_util.tree_map(f, params, grads), masks)
 
 
-@register("snip", needs_labels=True, batch_size=64)
+@register("snip", needs_labels=True, batch_size=64, cpu_eager=True)
 def snip(net, variables, batch, key):
   """SNIP saliency summed over weights: ``sum_W |W * dL_CE/dW|`` (Lee et al. 2019).
 

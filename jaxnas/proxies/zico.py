@@ -82,7 +82,7 @@ def score_from_gradients(grads, layer_masks):
 BATCH_SIZE = 2 * 128
 
 
-@register("zico", needs_labels=True, batch_size=BATCH_SIZE)
+@register("zico", needs_labels=True, batch_size=BATCH_SIZE, cpu_eager=True)
 def zico(net, variables, batch, key):
   """ZiCo: sum over layers of log(sum_w mean_i|g_w| / std_i(g_w)) over 2 batches (Li et al. 2023).
 

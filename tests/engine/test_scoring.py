@@ -147,8 +147,8 @@ def test_per_proxy_minibatches_equal_scoring_each_proxy_alone():
 def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypatch, name,
                                                                         big_mode):
   """The 'eager' executor (Python loop, unrolled network) gives the 'map' scores; 'auto' on CPU
-  picks it for a proxy that differentiates through the network, from EAGER_MIN_FLOPS forward
-  FLOPs per minibatch; a forward-only proxy stays on 'map'."""
+  picks it for a proxy registered cpu_eager (grad_norm), from EAGER_MIN_FLOPS forward FLOPs per
+  minibatch; another branching proxy stays on 'map'."""
   if name == "logit_sum":
     proxy = _forward_proxy()
     monkeypatch.setattr(scoring, "get_proxy", lambda n: proxy)
@@ -169,7 +169,6 @@ def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypa
   got = np.concatenate([v for *_, v in scoring.iter_scores(
       "nb201", archs, name, batch, seed=2, config=TINY, chunk_size=3, report=info)])
   assert info["mode"] == big_mode and info["branches"] is True
-  assert info["backward"] is (big_mode == "eager")
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
   scoring._cached_score_fn.cache_clear()
 
