@@ -210,16 +210,19 @@ class _Stage(nn.Module):
     track = self.bn == "batch" and bool(bns) and bns["1x1"].tracking()
     probe_fn, tap, block_input = self.relu_probe, self.tap, self.block_input
     mode = self.bn
-    if self.unrolled:
-      h, probe, tapped, states = _unrolled_cells(h, tuple(int(a) for a in arch), sites, mode, track,
-                                                 probe_fn, tap, block_input,
-                                                 block_index(self.stage, 0, self.N))
+
+    def finish(h, probe, tapped, states):
       if track:
         for j, (_, _, tag) in enumerate(CONV_SITES):
           bns[tag].write(states[j])
       _sow_probe(self, probe)
       _sow_probe(self, tapped, "tap")
       return h
+
+    if self.unrolled:
+      return finish(*_unrolled_cells(h, tuple(int(a) for a in arch), sites, mode, track,
+                                     probe_fn, tap, block_input,
+                                     block_index(self.stage, 0, self.N)))
     # block and edge indices are scanned only when a hook reads them
     indexed = tap is not None or block_input is not None
     cell_ids = jnp.arange(self.N, dtype=jnp.int32) if indexed else None
@@ -259,12 +262,7 @@ class _Stage(nn.Module):
     # branch of the switch) costs more than recomputing the forward pass on CPU.
     (h, probe, tapped), states = jax.lax.scan(jax.checkpoint(cell), (h, probe0, tap0),
                                               (sites, cell_ids))
-    if track:
-      for j, (_, _, tag) in enumerate(CONV_SITES):
-        bns[tag].write(states[j])
-    _sow_probe(self, probe)
-    _sow_probe(self, tapped, "tap")
-    return h
+    return finish(h, probe, tapped, states)
 
 def is_concrete_ops(arch) -> bool:
   """Whether ``arch`` is a concrete (not traced) array of 6 integer op indices."""
@@ -321,10 +319,10 @@ def _unrolled_cells(h, arch: tuple, sites, mode: str, track: bool, probe_fn, tap
   states = {tag: [[None] * NUM_EDGES for _ in range(n)] for _, _, tag in CONV_SITES}
   probe = None if probe_fn is None else _zeros_like_probe(probe_fn, h)
   tapped = None
-  sites = None if tap is None else getattr(tap, "sites", None)
+  tap_sites = None if tap is None else getattr(tap, "sites", None)
 
   def wants(site):
-    return tap is not None and (sites is None or site in sites)
+    return tap is not None and (tap_sites is None or site in tap_sites)
 
   def record(site, v, blk, e):
     nonlocal tapped
