@@ -107,6 +107,10 @@ class ScoreFn:
   contains conditionals), ``devices``, ``group``. ``n`` must be a multiple of ``multiple``.
   """
 
+  #: Whether a short last chunk is padded to the compiled size (compiled scorers); the eager
+  #: executor scores any number of architectures, so padding would be wasted work.
+  pads = True
+
   def __init__(self, jitted, info: dict, multiple: int):
     self.jitted, self.info, self.multiple = jitted, info, multiple
 
@@ -190,6 +194,8 @@ class EagerScoreFn(ScoreFn):
 
     self.init = jax.jit(init)
 
+  pads = False
+
   def __call__(self, archs, ids, batch, key):
     out = []
     for arch, ident in zip(np.asarray(archs), np.asarray(ids)):
@@ -225,6 +231,10 @@ class _AutoScoreFn(ScoreFn):
     super().__init__(None, info, 1)
     self._args = (space, proxy, module, cfg, group, devs)
     self.chosen = None
+
+  @property
+  def pads(self):
+    return self.chosen is None or self.chosen.pads
 
   def __call__(self, archs, ids, batch, key):
     if self.chosen is None:
@@ -436,7 +446,7 @@ def iter_scores(space, archs, proxy_name: str, batch: Batch, *, seed: int = 0, i
   for lo, hi in chunk_bounds(len(archs) - start, chunk_size):
     lo, hi = lo + start, hi + start
     a, i = archs[lo:hi], ids[lo:hi]
-    pad = size - (hi - lo)
+    pad = size - (hi - lo) if fn.pads else 0
     if pad:
       a = np.concatenate([a, np.repeat(a[-1:], pad, 0)])
       i = np.concatenate([i, np.repeat(i[-1:], pad, 0)])

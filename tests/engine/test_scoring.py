@@ -181,3 +181,18 @@ def test_eager_executor_refuses_what_it_cannot_run():
   fn = scoring.make_score_fn(spaces.get_space("nb201"), get_proxy("grad_norm"), TINY, "eager")
   with pytest.raises(JaxnasInputError, match="lower"):
     fn.lower(ARCHS[:1], np.zeros(1, np.int32), batch, jax.random.key(0))
+
+
+def test_eager_executor_does_not_pad_the_last_chunk(monkeypatch):
+  """Compiled modes pad a short last chunk to the compiled size; the eager executor scores only
+  the architectures asked for (5 in chunks of 3: 5 proxy calls, not 6)."""
+  calls = []
+  base = _forward_proxy()
+
+  def counted(net, variables, batch, key):
+    calls.append(1)
+    return base.fn(net, variables, batch, key)
+  monkeypatch.setattr(scoring, "get_proxy", lambda n: base._replace(fn=counted))
+  out = engine.score("nb201", ARCHS[:5], ["logit_sum"], tiny_batch_of(2), config=TINY,
+                     chunk_size=3, mode="eager")["logit_sum"]
+  assert len(calls) == 5 and out.shape == (5,) and np.all(np.isfinite(out))
