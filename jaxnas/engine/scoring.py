@@ -218,14 +218,13 @@ def forward_flops(space, module, archs, batch) -> float:
 
 
 class _AutoScoreFn(ScoreFn):
-  """Mode ``'auto'`` where the backend's choice is ``'eager'``: on the first call, traces the
-  proxy once. A branching proxy registered with ``cpu_eager=True`` (measured faster eagerly:
-  the gradient proxies through the network) runs eagerly when its networks are big enough
-  (:data:`EAGER_MIN_FLOPS`); other branching proxies run compiled (``map``: forward-only
-  proxies, whose forward inside ``lax.map`` costs about what the eager one does without its
-  dispatch overhead, and per-sample-gradient proxies, which the eager executor runs slower);
-  a proxy without conditionals is vectorised (``vmap``). Measured in
-  experiments/bench_executors.py."""
+  """Mode ``'auto'`` on CPU for a proxy registered ``cpu_eager=True`` (measured faster eagerly:
+  the gradient proxies through the network): on the first call, the ``'eager'`` executor when
+  the networks are big enough (:data:`EAGER_MIN_FLOPS` forward FLOPs per minibatch), else the
+  compiled ``'map'`` scorer. Other proxies never come here: ``auto`` traces them once and uses
+  ``map`` (branching: forward-only proxies, whose forward inside ``lax.map`` costs about what the
+  eager one does without its dispatch overhead, and per-sample-gradient proxies, which the eager
+  executor runs slower) or ``vmap``. Measured in experiments/bench_executors.py."""
 
   def __init__(self, space, proxy, module, cfg, group, devs, info: dict):
     super().__init__(None, info, 1)
@@ -239,18 +238,13 @@ class _AutoScoreFn(ScoreFn):
   def __call__(self, archs, ids, batch, key):
     if self.chosen is None:
       space, proxy, module, cfg, group, devs = self._args
-      closed, shape = jax.make_jaxpr(_one_fn(space, proxy, module), return_shape=True)(
-          archs[0], ids[0], batch, key)
-      branches = _has_conditional(closed.jaxpr)
-      m = "vmap"
-      if branches:
-        big = forward_flops(space, module, archs, batch) >= EAGER_MIN_FLOPS
-        m = "eager" if (proxy.cpu_eager and big) else AUTO_NOT_UNROLLED
-      if m == "eager":
+      big = forward_flops(space, module, archs, batch) >= EAGER_MIN_FLOPS
+      if big:
         self.chosen = EagerScoreFn(space, proxy, module, self.info)
       else:
-        self.chosen = _build_score_fn(space, proxy, cfg, m, group, devs, (closed, shape))
-      self.info.update(self.chosen.info, mode=m, branches=branches)
+        self.chosen = _build_score_fn(space, proxy, cfg, AUTO_NOT_UNROLLED, group, devs)
+      self.info.update(self.chosen.info, mode="eager" if big else AUTO_NOT_UNROLLED,
+                       branches=True)
     return self.chosen(archs, ids, batch, key)
 
   def lower(self, archs, ids, batch, key):
@@ -258,9 +252,7 @@ class _AutoScoreFn(ScoreFn):
     return self.chosen.lower(archs, ids, batch, key)
 
 
-def _build_score_fn(space, proxy, cfg, mode, group, devs, traced=None) -> ScoreFn:
-  """``traced``: ``(closed_jaxpr, out_shape)`` of the proxy's ``one`` already traced (by
-  :class:`_AutoScoreFn`), reused instead of tracing the proxy again."""
+def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
   module = module_for(space, proxy, dict(cfg))
   n_dev = 1 if devs is None else len(devs)
   platform = (devs[0] if devs else jax.devices()[0]).platform
@@ -274,20 +266,19 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs, traced=None) -> ScoreF
       raise JaxnasInputError("mode 'eager' runs on one device; use map, vmap or hybrid with "
                              f"{n_dev} devices")
     return EagerScoreFn(space, proxy, module, info)
-  if mode == "auto" and unrolls and AUTO_BRANCHING.get(platform) == "eager":
+  if (mode == "auto" and unrolls and proxy.cpu_eager
+      and AUTO_BRANCHING.get(platform) == "eager"):
     return _AutoScoreFn(space, proxy, module, cfg, group, devs, info)
   one = _one_fn(space, proxy, module)
 
   def local(archs, ids, batch, key):
     f, m = one, mode
-    if mode == "auto" or traced is not None:
-      # trace once, look for conditionals, and reuse the traced program (no second trace)
-      if traced is None:
-        closed, shape = jax.make_jaxpr(one, return_shape=True)(archs[0], ids[0], batch, key)
-        info["branches"] = _has_conditional(closed.jaxpr)
-        m = resolve_mode(mode, info["branches"], platform, unrolls)
-      else:
-        closed, shape = traced
+    if mode == "auto":
+      # trace once, look for conditionals, and reuse the traced program (no second trace);
+      # 'eager' is chosen before (_AutoScoreFn), never here
+      closed, shape = jax.make_jaxpr(one, return_shape=True)(archs[0], ids[0], batch, key)
+      info["branches"] = _has_conditional(closed.jaxpr)
+      m = resolve_mode(mode, info["branches"], platform)
       run = jaxpr_as_fun(closed)
       treedef = jax.tree_util.tree_structure(shape)
 
@@ -304,7 +295,7 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs, traced=None) -> ScoreF
       return jax.lax.map(lambda t: vf(t[0], t[1], batch, key), (ga, gi)).reshape(-1)
     return jax.lax.map(lambda t: f(t[0], t[1], batch, key), (archs, ids))
 
-  hybrid = mode == "hybrid" or (mode == "auto" and AUTO_BRANCHING.get(platform) == "hybrid")
+  hybrid = mode == "hybrid" or (mode == "auto" and resolve_mode("auto", True, platform) == "hybrid")
   multiple = n_dev * (group if hybrid else 1)
   if n_dev == 1:
     return ScoreFn(_jit_on(local, devs), info, multiple)

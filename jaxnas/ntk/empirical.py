@@ -315,4 +315,4 @@ def network_ntk(net, variables, x, *, select=None, trace_outputs: bool = True,
   return empirical_ntk(apply_fn, chosen, x, trace_outputs=trace_outputs, diagonal=diagonal,
                        coupled=coupled, implementation=implementation,
                        sample_chunk=sample_chunk, output_chunk=output_chunk, backend=backend,
-                       python_loops=net.unrolled)
+                       python_loops=getattr(net, "unrolled", False))

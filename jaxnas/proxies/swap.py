@@ -96,7 +96,7 @@ def swap_repeats(net, x, key, repeats: int = REPEATS):
   """SWAP of each of ``repeats`` N(0, 1) re-initialisations (keys split from ``key``) ``(R,)``."""
   shapes = jax.eval_shape(net.init, key, x)["params"]
   return map_rows(lambda k: swap_count(net, gaussian_init(shapes, k), x).astype(jnp.float32),
-                  jax.random.split(key, repeats), net.unrolled)
+                  jax.random.split(key, repeats), getattr(net, "unrolled", False))
 
 
 @register("swap", batch_size=BATCH_SIZE, needs_variables=False, config=CONFIG)

@@ -75,7 +75,8 @@ def logit_sum_jacobian(net, variables, x, chunk: int = NTK_CHUNK):
   k = max(1, min(chunk, b))
   n_chunks = -(-b // k)
   eye = jnp.eye(n_chunks * k, b, dtype=y.dtype).reshape(n_chunks, k, b)
-  rows = map_rows(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), eye, net.unrolled)
+  rows = map_rows(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), eye,
+                  getattr(net, "unrolled", False))
   return jax.tree_util.tree_map(lambda r: r.reshape((n_chunks * k,) + r.shape[2:])[:b], rows)
 
 
