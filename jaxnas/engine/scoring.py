@@ -14,14 +14,14 @@ architectures in one of these ways (``mode``):
   its chosen ops run, each ReLU-Conv-BN / pool a compiled block shared by every architecture, so
   nothing is compiled per architecture and no op runs inside a loop or conditional body (which
   XLA:CPU runs unfused and single-threaded). Variables are initialised by one compiled function.
-* ``'auto'`` (default): traces the proxy once and looks for conditionals; without any, ``vmap``
-  costs nothing extra and is used; with them, the mode measured fastest on the backend
-  (:data:`AUTO_BRANCHING`, see BENCHMARKS.md): on CPU ``eager`` where the space unrolls, the
-  proxy was measured faster eagerly (``cpu_eager``) and the networks are big
-  (:class:`_AutoScoreFn`), else ``map`` (XLA:CPU runs one architecture's chosen ops; the select's 5.6x arithmetic costs more
-  than the loop); ``vmap`` on GPU (an H100 is bound by per-iteration launch and synchronisation
-  overhead in ``map``: grad_norm 19.7 ms/arch with ``vmap`` vs 33.2 with ``map``, nwot 2.2 vs
-  7.8).
+* ``'auto'`` (default): on CPU, ``eager`` for a proxy registered ``cpu_eager`` (measured faster
+  eagerly) when the space unrolls and the networks are big (:class:`_AutoScoreFn`). Otherwise it
+  traces the proxy once and looks for conditionals; without any, ``vmap`` costs nothing extra
+  and is used; with them, the mode measured fastest on the backend (:data:`AUTO_BRANCHING`, see
+  BENCHMARKS.md): ``map`` on CPU (XLA:CPU runs one architecture's chosen ops; the select's 5.6x
+  arithmetic costs more than the loop); ``vmap`` on GPU (an H100 is bound by per-iteration
+  launch and synchronisation overhead in ``map``: grad_norm 19.7 ms/arch with ``vmap`` vs 33.2
+  with ``map``, nwot 2.2 vs 7.8).
 
 Each architecture's variables are initialised inside the compiled function from
 ``fold_in(key, benchmark_index)``, as float32 draws also for proxies that run in float64
