@@ -159,16 +159,23 @@ def _cached_score_fn(space, proxy, cfg, mode, group, devs):
   return _build_score_fn(space, proxy, cfg, mode, group, devs)
 
 
+def _init_variables(space, proxy, module, arch, ident, x, key):
+  """``(variables, proxy_key)`` of one architecture: initialised from ``fold_in(key, id)`` as
+  float32 draws (the same weights for float32 and float64 proxies), None when the proxy needs
+  none. The variables do not depend on ``arch``'s values (one shared layout)."""
+  k_init, k_proxy = jax.random.split(jax.random.fold_in(key, ident))
+  variables = None
+  if proxy.needs_variables:
+    with ops.float32_draws():
+      variables = Network(space, module, arch).init(k_init, x)
+  return variables, k_proxy
+
+
 def _one_fn(space, proxy, module):
   """``one(arch, id, batch, key) -> scalar``: initialise from ``fold_in(key, id)`` and score."""
   def one(arch, ident, batch, key):
-    k = jax.random.fold_in(key, ident)
-    k_init, k_proxy = jax.random.split(k)
+    variables, k_proxy = _init_variables(space, proxy, module, arch, ident, batch.x, key)
     net = Network(space, module, arch)
-    variables = None
-    if proxy.needs_variables:
-      with ops.float32_draws():  # the same weights in float32 and float64 proxies
-        variables = net.init(k_init, batch.x)
     return jnp.asarray(proxy.fn(net, variables, batch, k_proxy)).reshape(())
   return one
 
@@ -183,16 +190,7 @@ class EagerScoreFn(ScoreFn):
     self.space, self.proxy = space, proxy
     self.net_module = module.clone(unrolled=True)
     arch0 = jnp.zeros(space.arch_shape, jnp.int32)
-
-    def init(ident, x, key):
-      k_init, k_proxy = jax.random.split(jax.random.fold_in(key, ident))
-      variables = None
-      if proxy.needs_variables:
-        with ops.float32_draws():
-          variables = Network(space, module, arch0).init(k_init, x)
-      return variables, k_proxy
-
-    self.init = jax.jit(init)
+    self.init = jax.jit(functools.partial(_init_variables, space, proxy, module, arch0))
 
   pads = False
 
@@ -295,7 +293,7 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
       return jax.lax.map(lambda t: vf(t[0], t[1], batch, key), (ga, gi)).reshape(-1)
     return jax.lax.map(lambda t: f(t[0], t[1], batch, key), (archs, ids))
 
-  hybrid = mode == "hybrid" or (mode == "auto" and resolve_mode("auto", True, platform) == "hybrid")
+  hybrid = mode == "hybrid" or (mode == "auto" and AUTO_BRANCHING.get(platform) == "hybrid")
   multiple = n_dev * (group if hybrid else 1)
   if n_dev == 1:
     return ScoreFn(_jit_on(local, devs), info, multiple)
