@@ -24,6 +24,10 @@ a shard's score equals the unsharded one; merging checks this on any overlap). T
   python experiments/nb201_correlation.py --proxies params,flops --set all
   python experiments/nb201_correlation.py --proxies synflow,nwot --set subset+1000
   python experiments/nb201_correlation.py --table-only
+  python experiments/nb201_correlation.py --proxies aznas,meco --set uniform:3000 --out DIR
+
+A pool-relative score (``aznas``) scores its components; the table ranks it over the architectures
+all its components' files share (its row says the pool size).
   python experiments/nb201_correlation.py --proxies nwot --set all --shard 0/2 --out /tmp/s0 &
   python experiments/nb201_correlation.py --proxies nwot --set all --shard 1/2 --out /tmp/s1
   python experiments/nb201_correlation.py --merge /tmp/s0 /tmp/s1
@@ -41,7 +45,7 @@ from jaxnas import benchmarks, data, engine
 from jaxnas.benchmarks import nb201 as bench
 from jaxnas.commands import _io
 from jaxnas.commands.score import downsample
-from jaxnas.proxies import get_proxy, list_proxies
+from jaxnas.proxies import expand, get_pooled, get_proxy, list_proxies, with_pooled
 from jaxnas.spaces import nb201
 
 # Published figures (methods-spec §3.3, §7; the issue): whole space vs CIFAR-10 test accuracy
@@ -188,7 +192,7 @@ def _entry(label, proxy, idx, s):
 
 def table(out_dir, seed):
   rows = []
-  uni_all = None
+  raw = {}
   for fn in sorted(os.listdir(out_dir)):
     if not (fn.startswith("scores_") and fn.endswith(".csv")):
       continue
@@ -198,11 +202,16 @@ def table(out_dir, seed):
       continue
     idx = np.array(sorted(done))
     s = np.array([done[i] for i in idx])
+    raw[proxy] = (idx, s)
     orient = 1.0 if get_proxy(proxy).higher_is_better else -1.0
     rows.append(_entry(proxy, proxy, idx, orient * s))
     if proxy in UNDEFINED_SCORE:  # the reference's protocol: undefined scores left out
       keep = s != UNDEFINED_SCORE[proxy]
       rows.append(_entry(f"{proxy} (defined only)", proxy, idx[keep], orient * s[keep]))
+  pooled = {p: v for p, v in with_pooled(raw).items() if p not in raw}  # ranked over the files
+  for name, (idx, s) in sorted(pooled.items()):
+    orient = 1.0 if get_pooled(name).higher_is_better else -1.0
+    rows.append(_entry(f"{name} (pool of {len(idx)})", name, idx, orient * s))
   with open(os.path.join(out_dir, "table.json"), "w") as f:
     json.dump(rows, f, indent=2)
   md = ["| proxy | archs scored | rho C10 test | tau C10 test | rho C100 test | published rho (whole space) "
@@ -218,13 +227,10 @@ def table(out_dir, seed):
     f.write("\n".join(md) + "\n")
   print("\n".join(md))
   scores = {}
-  for r in rows:
-    if r["proxy"] != r["source"]:  # a derived row (same scores file)
-      continue
-    done = read_done(os.path.join(out_dir, f"scores_{r['proxy']}.csv"))
-    idx = np.array(sorted(done))
-    orient = 1.0 if get_proxy(r["proxy"]).higher_is_better else -1.0
-    scores[r["proxy"]] = (idx, orient * np.array([done[i] for i in idx]))
+  for name, (idx, s) in {**raw, **pooled}.items():
+    orient = 1.0 if (get_pooled(name) if name in pooled else get_proxy(name)).higher_is_better \
+        else -1.0
+    scores[name] = (idx, orient * s)
   if scores:
     _io.scatter_plot(scores, "cifar10_test200", os.path.join(out_dir, "scatter_cifar10_test200.png"))
   return rows
@@ -251,7 +257,7 @@ def main():
   if a.merge:
     merge(a.out, a.merge)
   elif not a.table_only:
-    names = list_proxies() if a.proxies == "all" else _io.split(a.proxies)
+    names = expand(list_proxies() if a.proxies == "all" else _io.split(a.proxies))
     config = {k: int(v) for k, v in (kv.split("=") for kv in _io.split(a.config))}
     idx, _ = arch_set(a.set, a.seed)
     idx = shard(idx, a.shard)

@@ -418,6 +418,21 @@ def test_nasi_batch_size_zero_is_refused(capsys):
           "--set batch_size must be a positive integer, got 0")
 
 
+def test_search_and_quickstart_never_replace_a_file_silently(tmp_path, capsys):
+  old = tmp_path / "r.json"
+  old.write_text("keep me")
+  refused(["search", "--method", "random", "--proxy", "params", "--out", str(old)], capsys,
+          f"--out {str(old)!r} exists; give --overwrite", old)
+  refused(["quickstart", "--out", str(old)], capsys, "exists; give --overwrite", old)
+  refused(["search", "--method", "random", "--proxy", "params", "--overwrite"], capsys,
+          "--overwrite needs --out")
+  refused(["search", "--method", "random", "--proxy", "nope"], capsys, "unknown proxy 'nope'")
+  argv = ["search", "--method", "random", "--proxy", "params", "--out", str(old), "--overwrite",
+          "--set", "n=3", "--set", 'config={"C": 4, "N": 1}', "--set", "resolution=8"]
+  assert run(argv, capsys)[0] == 0
+  assert json.loads(old.read_text())["method"] == "random"
+
+
 def test_malformed_files_and_paths(tmp_path, capsys, reference):
   archs = tmp_path / "a.txt"
   archs.write_text("1\n# again\n1\n")

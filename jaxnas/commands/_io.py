@@ -53,6 +53,19 @@ def check_output_path(path: str, option: str = "--out") -> str:
   return path
 
 
+def check_new_output(path: Optional[str], overwrite: bool, option: str = "--out"):
+  """``path`` checked writable and, unless ``overwrite``, not an existing file (before any work)."""
+  if path is None:
+    if overwrite:
+      raise JaxnasInputError(f"--overwrite needs {option}")
+    return None
+  check_output_path(path, option)
+  if os.path.exists(path) and not overwrite:
+    raise JaxnasInputError(f"{option} {path!r} exists; give --overwrite to replace it (or "
+                           f"another path)")
+  return path
+
+
 def _is_optional_str(field) -> bool:
   t = field.type if isinstance(field.type, str) else str(field.type)
   return re.fullmatch(r"(typing\.)?Optional\[str\]|str \| None|None \| str", t.strip()) is not None

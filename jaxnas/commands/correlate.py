@@ -12,6 +12,10 @@ def add_arguments(s):
   s.add_argument("--scores", required=True)
   s.add_argument("--truth", default="cifar10_test200", help="comma-separated benchmark metrics")
   s.add_argument("--plot", default=None, help="save scatter plots (PNG)")
+  s.add_argument("--pooled", default=None,
+                 help="comma-separated pool-relative scores to add (default: every one whose "
+                      "components the file holds; 'none' for none); each ranks over the "
+                      "architectures all its components scored")
 
 
 def run(args) -> int:
@@ -28,7 +32,13 @@ def run(args) -> int:
           f"unknown truth metric {t!r}; allowed: {', '.join(benchmarks.METRICS)}")
   if args.plot:
     _io.check_output_path(args.plot, "--plot")
-  scores = _io.read_scores(args.scores)
+  from jaxnas.proxies import get_pooled, with_pooled
+  pooled = None
+  if args.pooled is not None:
+    pooled = [] if args.pooled.strip() == "none" else _io.split(args.pooled)
+    for p in pooled:
+      get_pooled(p)
+  scores = with_pooled(_io.read_scores(args.scores), pooled)
   print(_io.format_table(_io.correlation_table(scores, truths)))
   if args.plot:
     _io.scatter_plot(scores, truths[0], args.plot)

@@ -12,7 +12,7 @@ def add_arguments(parser):
 def run(args) -> int:
   """Runs ``jaxnas list`` (spaces, proxies, search methods, datasets); returns the exit code."""
   from jaxnas import data
-  from jaxnas.proxies import get_proxy, list_proxies
+  from jaxnas.proxies import get_pooled, get_proxy, list_pooled, list_proxies
   from jaxnas.spaces import get_space, list_spaces
   print("spaces:")
   for s in list_spaces():
@@ -22,6 +22,8 @@ def run(args) -> int:
   print("proxies:")
   for p in list_proxies():
     print(f"  {p:<16} {get_proxy(p).doc}")
+  for p in list_pooled():
+    print(f"  {p:<16} {get_pooled(p).doc}")
   try:
     from jaxnas.search import get_method, list_methods
   except ImportError:

@@ -20,18 +20,19 @@ def add_arguments(s):
   s.add_argument("--seed", type=int, default=0)
   s.add_argument("--batch-size", type=int, default=64)
   s.add_argument("--out", default=None, help="also write the scores CSV")
+  s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def run(args) -> int:
   """Runs ``jaxnas quickstart``; returns the exit code."""
   from jaxnas import data, engine
   from jaxnas.commands.score import score_rows
-  from jaxnas.proxies import get_proxy
+  from jaxnas.proxies import expand, is_pooled
   from jaxnas.spaces import get_space
   space = get_space("nb201")
   proxies = _io.split(args.proxies)
-  for p in proxies:
-    get_proxy(p)
+  expand(proxies)  # unknown names raise before any work
+  _io.check_new_output(args.out, args.overwrite)
   archs = _io.select_archs(space, None, None, args.sample, args.seed)
   batch = data.minibatch("cifar10-bundled", args.batch_size, seed=args.seed)
   print(f"jaxnas quickstart: {len(archs)} NB201 architectures (seed {args.seed}), "
@@ -47,6 +48,7 @@ def run(args) -> int:
   print(f"scored in {time.perf_counter() - t0:.1f} s\n")
   print(_io.format_table(_io.correlation_table(scores, ["cifar10_test200", "cifar100_test200"])))
   if args.out:
-    _io.write_csv_atomic(args.out, _io.CSV_COLUMNS, list(score_rows(space, archs, results)))
+    per_arch = {p: v for p, v in results.items() if not is_pooled(p)}  # files hold components
+    _io.write_csv_atomic(args.out, _io.CSV_COLUMNS, list(score_rows(space, archs, per_arch)))
     print(f"scores -> {args.out}")
   return 0

@@ -22,7 +22,9 @@ def add_arguments(s):
   """Adds the ``jaxnas score`` options to the subparser ``s``."""
   s.add_argument("--space", default="nb201")
   s.add_argument("--proxies", default="params,flops",
-                 help="comma-separated proxy names, or 'all' (every registered proxy)")
+                 help="comma-separated proxy names, or 'all' (every registered proxy); a "
+                      "pool-relative score (e.g. aznas) scores and stores its components and is "
+                      "reported over the architectures of this run")
   s.add_argument("--archs", default=None, help="'all', or comma-separated indices/arch strings")
   s.add_argument("--archs-file", default=None, help="file with one index or arch string per line")
   s.add_argument("--sample", type=int, default=None, help="score N architectures drawn with --seed")
@@ -152,7 +154,6 @@ def run(args) -> int:
   """Runs ``jaxnas score`` (or joins shards with ``--merge``); returns the exit code."""
   from jaxnas import data, engine
   from jaxnas.engine import scoring, sharding, store
-  from jaxnas.proxies import get_proxy
   from jaxnas.spaces import get_space
   _check_numbers(args)
   if args.resume and args.overwrite:
@@ -178,14 +179,15 @@ def run(args) -> int:
     # Cloud TPU) or JAX_COORDINATOR_ADDRESS
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
   space = get_space(args.space)
-  from jaxnas.proxies import list_proxies
-  proxies = list_proxies() if args.proxies == "all" else _io.split(args.proxies)
-  if not proxies:
+  from jaxnas.proxies import expand, is_pooled, list_proxies, with_pooled
+  asked = list_proxies() if args.proxies == "all" else _io.split(args.proxies)
+  if not asked:
     raise JaxnasInputError("--proxies is empty; see `jaxnas list`")
-  for p in proxies:
-    get_proxy(p)
-    if proxies.count(p) > 1:
+  for p in asked:
+    if asked.count(p) > 1:
       raise JaxnasInputError(f"--proxies names {p!r} twice; give each proxy once")
+  proxies = expand(asked)  # pool-relative scores -> their components
+  pooled = [p for p in asked if is_pooled(p)]
   if args.mode not in scoring.MODES:
     raise JaxnasInputError(f"unknown --mode {args.mode!r}; allowed: {', '.join(scoring.MODES)}")
   if args.precision not in (None, "default", "high", "highest"):
@@ -252,5 +254,12 @@ def run(args) -> int:
         + (f" -> {out}" if out else ""))
   if modes:
     print("  modes: " + ", ".join(f"{p} {modes[p]}" for p in proxies if p in modes))
+  if pooled:
+    pos = np.arange(len(archs))
+    results.update({p: v for p, (_, v) in with_pooled(
+        {p: (pos, v) for p, v in results.items()}, pooled).items() if p in pooled})
+    print(f"  pool-relative ({', '.join(pooled)}): over the {len(archs)} architectures of this "
+          + ("shard; `jaxnas correlate` on the merged file ranks over all" if shard else "run")
+          + ("; the file stores the components" if out else ""))
   _summary(results)
   return 0

@@ -32,6 +32,7 @@ def add_arguments(s):
   s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="method option (repeatable), e.g. --set steps=10")
   s.add_argument("--out", default=None, help="write the result JSON here")
+  s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   s.add_argument("--options", action="store_true", help="print the method's options and exit")
 
 
@@ -92,15 +93,14 @@ def run(args) -> int:
   if args.proxy is not None:
     if "proxy" not in dict(method.defaults):
       raise JaxnasInputError(f"--proxy applies to random and rea, not to {method.name!r}")
-    from jaxnas.proxies import get_proxy
-    get_proxy(args.proxy)
+    from jaxnas.proxies import expand
+    expand([args.proxy])  # a proxy or a pool-relative score; unknown names raise
     options["proxy"] = args.proxy
   resolved = search.resolve_options(method, options)       # reject bad options before any work
   checked = check_options(space, {k: resolved[k] for k in options}, dict(method.defaults))
   options.update(checked)
   _io.check_seed(args.seed)
-  if args.out:
-    _io.check_output_path(args.out)
+  _io.check_new_output(args.out, args.overwrite)
   res = search.search(method.name, space, seed=args.seed, **options)
   doc = search.write_json(res, args.out) if args.out else search.to_json(res)
   print(f"{method.name} on {space.name} (seed {args.seed}): {res.seconds:.1f} s")

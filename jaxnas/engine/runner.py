@@ -16,7 +16,7 @@ import numpy as np
 from jaxnas.data import Batch
 from jaxnas.engine import progress as progress_lib
 from jaxnas.engine import scoring, store
-from jaxnas.proxies import get_proxy
+from jaxnas.proxies import expand, get_proxy
 from jaxnas.spaces import get_space
 
 
@@ -70,6 +70,7 @@ def make_settings(space, archs, proxy_names, batch, *, seed: int = 0,
   space = get_space(space) if isinstance(space, str) else space
   archs = scoring.check_archs(space, archs)
   ids = scoring.default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
+  proxy_names = expand(proxy_names)
   proxies = {}
   for name in proxy_names:
     p = get_proxy(name)
@@ -111,13 +112,16 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
   stderr) or a :class:`jaxnas.engine.progress.Progress`-like object. ``settings`` defaults to
   :func:`make_settings` of the arguments. Other arguments as :func:`jaxnas.engine.score`.
 
+  A pool-relative score among ``proxy_names`` (e.g. ``'aznas'``) stands for its components: the
+  file holds their per-architecture scores, never the pooled value, which depends on the set
+  (apply it to what you read back: :func:`jaxnas.proxies.with_pooled`).
+
   Returns the sidecar of the finished file (``meta['run']`` holds modes, devices and seconds).
   """
   space = get_space(space) if isinstance(space, str) else space
   archs = scoring.check_archs(space, archs)
   ids = scoring.default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
-  for name in proxy_names:
-    get_proxy(name)
+  proxy_names = expand(proxy_names)
   if settings is None:
     settings = make_settings(space, archs, proxy_names, batch, seed=seed, config=config,
                              dataset=dataset, precision=precision, ids=ids)

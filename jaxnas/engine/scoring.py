@@ -45,7 +45,7 @@ from jaxnas._compat import enable_x64, jaxpr_as_fun
 from jaxnas.data import Batch
 from jaxnas.engine import sharding
 from jaxnas.errors import JaxnasInputError, unknown
-from jaxnas.proxies import Proxy, get_proxy
+from jaxnas.proxies import Proxy, apply_pooled, expand, get_proxy, is_pooled
 from jaxnas.spaces import Network, SearchSpace, get_space, ops
 
 MODES = ("auto", "map", "vmap", "hybrid", "eager")
@@ -330,6 +330,12 @@ def default_batch_for(proxy: Proxy, batch) -> Batch:
   return batch
 
 
+def _per_arch(proxy_names) -> list:
+  """``proxy_names`` with each pool-relative score replaced by its components."""
+  names = list(proxy_names)
+  return expand(names) if any(is_pooled(n) for n in names) else names
+
+
 def paper_batch_size(proxy: Proxy) -> int:
   """Images ``proxy`` reads by default: its paper's batch size, else :data:`DEFAULT_BATCH_SIZE`
   (1 for data-free proxies, which read only the input shape)."""
@@ -352,7 +358,7 @@ def paper_batches(proxy_names, batch) -> dict:
 
   Raises :class:`JaxnasInputError` if a :class:`Batch` holds fewer images than a proxy needs.
   """
-  sizes = {name: paper_batch_size(get_proxy(name)) for name in proxy_names}
+  sizes = {name: paper_batch_size(get_proxy(name)) for name in _per_arch(proxy_names)}
   if callable(batch) and not isinstance(batch, Batch):
     drawn = {n: batch(n) for n in sorted(set(sizes.values()))}
     return {name: drawn[n] for name, n in sizes.items()}
@@ -473,12 +479,13 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
       default uses TF32); None keeps the backend default (full float32 on CPU).
 
   Returns:
-    dict name -> float64 array ``(n,)``; non-finite values are kept as NaN/inf, never replaced.
+    dict name -> float64 array ``(n,)`` for each proxy and each pooled score's components;
+    non-finite values are kept as NaN/inf, never replaced.
   """
   space = get_space(space) if isinstance(space, str) else space
   archs = check_archs(space, archs)
   out = {}
-  for name in proxy_names:
+  for name in _per_arch(proxy_names):
     res = np.empty(len(archs), np.float64)
     for start, stop, vals in iter_scores(space, archs, name, batch, seed=seed, ids=ids,
                                          config=config, chunk_size=chunk_size, mode=mode,
@@ -487,4 +494,7 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
       if progress is not None:
         progress(stop - start)
     out[name] = res
+  for name in proxy_names:
+    if is_pooled(name):
+      out[name] = apply_pooled(name, out)
   return out

@@ -26,7 +26,8 @@ order; 18 for NB201 with N = 5; the head is not used). Write ``X_l`` for ``f_l``
 and the AZ-NAS score of candidate ``i`` in a pool of ``N`` architectures is
 ``sum_m ln(rank_m(i) / N)`` over the components, ranks ascending with ties averaged
 (:func:`aggregate`). That score is pool-relative: it has no per-architecture form, so ``aznas`` is
-not a registered proxy.
+registered as a :class:`jaxnas.proxies.Pooled` score of the four components (the engine stores the
+components; ``jaxnas score`` / ``correlate`` / the searches rank them over the set they hold).
 
 Implementation: ``NB201Net.tap`` gives every block output (the entropies are computed there, and
 ``<r_l, f_l>`` for T), ``NB201Net.block_input`` replaces each block's input ``h`` by
@@ -53,7 +54,7 @@ import numpy as np
 import scipy.stats
 
 from jaxnas.errors import JaxnasInputError
-from jaxnas.proxies.registry import register
+from jaxnas.proxies.registry import register, register_pooled
 from jaxnas.spaces import sum_probes
 from jaxnas.spaces.nb201_net import num_blocks
 
@@ -305,8 +306,14 @@ def az_complexity(net, variables, batch, key):
 # ---------------------------------------------------------------------- pool aggregation
 
 
+COMPONENTS = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
+
+
+@register_pooled("aznas", components=COMPONENTS)
 def aggregate(component_scores: Mapping[str, np.ndarray]) -> np.ndarray:
-  """AZ-NAS score of every candidate of a pool: ``s_i = sum_m ln(rank_m(i) / N)``.
+  """AZ-NAS score over a pool: sum of the four components' log-ranks (Lee & Ham, CVPR 2024).
+
+  ``s_i = sum_m ln(rank_m(i) / N)`` for every candidate ``i`` of the pool.
 
   ``component_scores`` maps each component (the paper: expressivity, progressivity,
   trainability, complexity; any names are accepted) to its values over the same ``N``

@@ -11,14 +11,26 @@ so adding a proxy means adding one file (and its test)::
     @register("my_proxy", needs_labels=True)
     def my_proxy(net, variables, batch, key):
       ...
+
+A *pool-relative* score (:class:`Pooled`) has no per-architecture form: it combines registered
+proxies (its components) over a set of candidates, e.g. AZ-NAS' sum of log-ranks, so one
+architecture's value depends on which others are in the set. Register the combination; the engine
+scores and stores the components, and whoever holds the set (``jaxnas score``, ``correlate``, a
+search) applies it over that set (:func:`expand`, :func:`apply_pooled`, :func:`with_pooled`)::
+
+    @register_pooled("my_pool", components=("nwot", "synflow"))
+    def my_pool(scores):            # {component: (n,) float64} -> (n,)
+      ...
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
+
+import numpy as np
 
 from jaxnas._plugins import import_submodules
-from jaxnas.errors import unknown
+from jaxnas.errors import JaxnasInputError, unknown
 
 
 class Proxy(NamedTuple):
@@ -56,7 +68,30 @@ class Proxy(NamedTuple):
     return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
 
 
+class Pooled(NamedTuple):
+  """A pool-relative score: ``combine`` of its component proxies' scores over a set.
+
+  Attributes:
+    name: registry (and CLI) name; shares the namespace of proxies.
+    components: names of the registered proxies it combines (scored and stored per architecture).
+    combine: ``combine({component: (n,) float64}) -> (n,)``, over the same ``n`` candidates in
+      the same order; must accept non-finite component values.
+    higher_is_better: orientation of the combined score.
+  """
+  name: str
+  components: tuple
+  combine: Callable
+  higher_is_better: bool = True
+
+  @property
+  def doc(self) -> str:
+    """First line of the combination's docstring, marked pool-relative."""
+    d = (self.combine.__doc__ or "").strip().splitlines()
+    return "[pool-relative] " + (d[0] if d else "")
+
+
 _REGISTRY: dict[str, Proxy] = {}
+_POOLED: dict[str, Pooled] = {}
 _SKIP = {"registry", "__init__"}
 _loaded = False
 
@@ -67,11 +102,31 @@ def register(name: str, *, needs_data: bool = True, needs_labels: bool = False,
              cpu_eager: bool = False):
   """Decorator registering ``fn`` under ``name``; a name can be registered only once."""
   def deco(fn):
-    if name in _REGISTRY:
-      raise ValueError(f"proxy {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
+    _check_free(name)
     _REGISTRY[name] = Proxy(name, fn, needs_data, needs_labels, x64, batch_size,
                             tuple(sorted((config or {}).items())), higher_is_better,
                             needs_variables, cpu_eager)
+    return fn
+  return deco
+
+
+def _check_free(name: str) -> None:
+  if name in _REGISTRY:
+    raise ValueError(f"proxy {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
+  if name in _POOLED:
+    raise ValueError(f"{name!r} is already registered as a pool-relative score (by "
+                     f"{_POOLED[name].combine.__module__})")
+
+
+def register_pooled(name: str, *, components, higher_is_better: bool = True):
+  """Decorator registering ``combine(scores) -> (n,)`` as the pool-relative score ``name``."""
+  components = tuple(components)
+  if not components or len(set(components)) != len(components):
+    raise ValueError(f"pooled score {name!r} needs distinct components, got {components}")
+
+  def deco(fn):
+    _check_free(name)
+    _POOLED[name] = Pooled(name, components, fn, higher_is_better)
     return fn
   return deco
 
@@ -86,14 +141,98 @@ def load_all() -> None:
 
 
 def list_proxies() -> list[str]:
-  """Sorted names of all registered proxies."""
+  """Sorted names of all registered (per-architecture) proxies."""
   load_all()
   return sorted(_REGISTRY)
+
+
+def list_pooled() -> list[str]:
+  """Sorted names of all registered pool-relative scores."""
+  load_all()
+  return sorted(_POOLED)
 
 
 def get_proxy(name: str) -> Proxy:
   """The registered :class:`Proxy` called ``name``."""
   load_all()
+  if name in _POOLED:
+    raise JaxnasInputError(
+        f"{name!r} is pool-relative (a combination of {', '.join(_POOLED[name].components)} over "
+        f"a set of architectures), not a per-architecture proxy: score its components, then "
+        f"apply it over the set (jaxnas.proxies.expand / apply_pooled; `jaxnas score --proxies "
+        f"{name}` does both)")
   if name not in _REGISTRY:
-    raise unknown("proxy", name, sorted(_REGISTRY))
+    raise unknown("proxy", name, sorted(_REGISTRY) + sorted(_POOLED))
   return _REGISTRY[name]
+
+
+def get_pooled(name: str) -> Pooled:
+  """The registered :class:`Pooled` score called ``name``."""
+  load_all()
+  if name not in _POOLED:
+    raise unknown("pool-relative score", name, sorted(_POOLED))
+  return _POOLED[name]
+
+
+def is_pooled(name: str) -> bool:
+  """Whether ``name`` is a registered pool-relative score."""
+  load_all()
+  return name in _POOLED
+
+
+def expand(names) -> list[str]:
+  """The per-architecture proxies that ``names`` need: each proxy itself, each pool-relative score
+  its components; in order, each once. Unknown names raise (listing both kinds)."""
+  out: list[str] = []
+  for name in names:
+    for p in (get_pooled(name).components if is_pooled(name) else (get_proxy(name).name,)):
+      get_proxy(p)
+      if p not in out:
+        out.append(p)
+  return out
+
+
+def apply_pooled(name: str, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+  """The pool-relative score ``name`` of the ``n`` candidates whose component scores are given.
+
+  ``scores`` maps (at least) each component to its ``(n,)`` values over the same candidates, in the
+  same order; the set of those candidates is the pool.
+  """
+  pooled = get_pooled(name)
+  missing = [c for c in pooled.components if c not in scores]
+  if missing:
+    raise JaxnasInputError(f"{name!r} needs the scores of {', '.join(missing)} (its components: "
+                           f"{', '.join(pooled.components)}); got {', '.join(sorted(scores))}")
+  cols = {c: np.asarray(scores[c], np.float64) for c in pooled.components}
+  sizes = {c: v.shape for c, v in cols.items()}
+  if len(set(sizes.values())) != 1 or len(next(iter(sizes.values()))) != 1:
+    raise JaxnasInputError(f"{name!r}: component scores must be 1-D over the same candidates, "
+                           f"got shapes {sizes}")
+  return np.asarray(pooled.combine(cols), np.float64)
+
+
+def with_pooled(scores: Mapping[str, tuple], names=None) -> dict:
+  """Adds pool-relative scores to indexed per-architecture scores ``{proxy: (ids, values)}``.
+
+  For each of ``names`` (default: every registered pooled score whose components are all
+  present) the pool is the set of ids that every component scored; the result holds
+  ``(ids, values)`` over that set (sorted ids) beside the given entries.
+  """
+  out = dict(scores)
+  chosen = list_pooled() if names is None else list(names)
+  for name in chosen:
+    comps = get_pooled(name).components
+    if names is None and not all(c in scores for c in comps):
+      continue
+    missing = [c for c in comps if c not in scores]
+    if missing:
+      raise JaxnasInputError(f"{name!r} needs scores of {', '.join(missing)}; the file has "
+                             f"{', '.join(sorted(scores))}")
+    maps = [dict(zip(np.asarray(scores[c][0]).tolist(), np.asarray(scores[c][1]).tolist()))
+            for c in comps]
+    ids = sorted(set(maps[0]).intersection(*maps[1:]))
+    if not ids:
+      raise JaxnasInputError(f"{name!r}: its components share no architecture")
+    out[name] = (np.asarray(ids), apply_pooled(name, {c: [m[i] for i in ids]
+                                                      for c, m in zip(comps, maps)}))
+  return out

@@ -12,6 +12,11 @@ Scoring follows :func:`jaxnas.engine.score`: each architecture's network is init
 ``fold_in(key, id)`` (``id`` = benchmark index in NB201, a hash of the encoding elsewhere), with
 one compiled function for every call and the key drawn from the search key. NaN scores count as
 the worst. The proxy's orientation (``higher_is_better``) is respected.
+
+A pool-relative score (``proxy=aznas``) ranks over every architecture the search has scored so
+far: ``random`` over its ``n`` draws; ``rea`` re-ranks the population's fitness after every new
+child (so a member's fitness can move as the pool grows) and returns the best of all scored
+architectures by the final pool.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from jaxnas import engine
 from jaxnas.errors import JaxnasInputError
-from jaxnas.proxies import get_proxy
+from jaxnas.proxies import apply_pooled, get_pooled, get_proxy, is_pooled
 from jaxnas.search import _supernet as S
 from jaxnas.search import register_method
 from jaxnas.search.result import finish
@@ -108,6 +113,44 @@ class Scorer:
     return np.where(np.isnan(f), -np.inf, f)
 
 
+class PooledScorer:
+  """A pool-relative score as a search fitness: its components are scored (and cached) by one
+  :class:`Scorer` each, all from the same key; values rank over every architecture scored so far."""
+
+  def __init__(self, space, name, key, options):
+    self.pooled = get_pooled(name)
+    self.parts = {c: Scorer(space, c, key, options) for c in self.pooled.components}
+    self.sign = 1.0 if self.pooled.higher_is_better else -1.0
+
+  @property
+  def cache(self) -> dict:
+    return next(iter(self.parts.values())).cache
+
+  @property
+  def seconds(self) -> float:
+    return sum(p.seconds for p in self.parts.values())
+
+  def __call__(self, archs) -> np.ndarray:
+    """The pooled score of ``archs`` over the pool of every architecture scored so far."""
+    archs = np.asarray(archs, np.int32)
+    for part in self.parts.values():
+      part(archs)
+    keys = list(self.cache)
+    pool = apply_pooled(self.pooled.name, {c: np.array([p.cache[k] for k in keys])
+                                           for c, p in self.parts.items()})
+    where = dict(zip(keys, pool))
+    return np.array([where[a.tobytes()] for a in archs])
+
+  fitness = Scorer.fitness
+
+
+def make_scorer(space, name, key, options):
+  """A :class:`Scorer`, or a :class:`PooledScorer` for a pool-relative score."""
+  if name is not None and is_pooled(name):
+    return PooledScorer(space, name, key, options)
+  return Scorer(space, name, key, options)
+
+
 def _draw(space, key, n: int) -> np.ndarray:
   if space.num_archs is not None:
     if n > space.num_archs:
@@ -139,7 +182,7 @@ def random_search(space, key, config):
   t0 = time.perf_counter()
   _check(config)
   k_draw, k_score = jax.random.split(key)
-  scorer = Scorer(space, config["proxy"], k_score, config)
+  scorer = make_scorer(space, config["proxy"], k_score, config)
   archs = _draw(space, k_draw, config["n"])
   scores = scorer(archs)
   fit = scorer.fitness(scores)
@@ -172,7 +215,8 @@ def rea(space, key, config):
   if space.mutate is None:
     raise JaxnasInputError(f"space {space.name!r} has no mutate(); rea cannot run on it")
   k_draw, k_score, k_loop = jax.random.split(key, 3)
-  scorer = Scorer(space, config["proxy"], k_score, config)
+  scorer = make_scorer(space, config["proxy"], k_score, config)
+  pooled = isinstance(scorer, PooledScorer)
   pop = list(_draw(space, k_draw, pop_n))
   fit = list(scorer.fitness(scorer(np.stack(pop))))
   best_i = int(np.argmax(fit))
@@ -189,9 +233,16 @@ def rea(space, key, config):
     fit.append(f)
     pop.pop(0)
     fit.pop(0)
+    if pooled:  # the pool grew: every member's rank-based fitness may have moved
+      fit = list(scorer.fitness(scorer(np.stack(pop))))
+      f = fit[-1]
     if f > best_fit:
       best, best_fit = child, f
     trace.append(dict(cycle=c, child_score=scorer.sign * f, best_score=scorer.sign * best_fit))
+  if pooled:  # the best of everything scored, by the final pool
+    every = np.stack([np.frombuffer(k, np.int32).reshape(best.shape) for k in scorer.cache])
+    fits = scorer.fitness(scorer(every))
+    best, best_fit = every[int(np.argmax(fits))], float(np.max(fits))
   if not np.isfinite(best_fit):
     raise FloatingPointError(f"proxy {config['proxy']!r} gave no finite score")
   return finish("rea", space, best, t0, trace, config, n_scored=len(scorer.cache),
