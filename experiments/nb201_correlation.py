@@ -11,6 +11,9 @@ Architecture sets (``--set``):
   * ``subset+N``: the subset plus N more drawn uniformly with ``--seed`` (whole-space estimates
     come from the uniform part; the subset is not a uniform sample);
   * ``uniform:N``: only the N uniform draws of ``subset+N`` (same seed, same architectures);
+  * ``random:N``: the first N of a seeded permutation of the space, scored in that order, so
+    ``random:300`` is a prefix of ``random:3000`` and an interrupted run's scores are a uniform
+    sample too (a long run can span sessions: commit the partial files, rerun to continue);
   * ``subset:N``: N architectures of the subset drawn with ``--seed`` (for proxies too slow on a
     CPU for the whole subset).
 
@@ -62,6 +65,16 @@ PUBLISHED_SUBSET = {"nwot": 0.804, "jacob_cov": 0.782, "params": 0.749, "synflow
 UNDEFINED_SCORE = {"epsilon": 0.0}
 
 
+def _count(name: str) -> int:
+  try:
+    n = int(name.replace("+", ":").split(":", 1)[1])
+  except ValueError:
+    raise SystemExit(f"--set {name}: N must be an integer in 1..15625") from None
+  if not 0 < n <= 15625:
+    raise SystemExit(f"--set {name}: N must be in 1..15625, got {n}")
+  return n
+
+
 def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """(indices, is_uniform) for a set name."""
   sub = np.sort(bench.subset_indices())
@@ -75,20 +88,19 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
       raise SystemExit(f"--set subset:N needs 1 <= N <= {len(sub)}, got {n}")
     idx = np.sort(np.random.default_rng(seed).choice(sub, n, replace=False))
     return idx, np.zeros(n, bool)
+  if name.startswith("random:"):
+    n = _count(name)
+    return np.random.default_rng(seed).permutation(15625)[:n], np.ones(n, bool)
   if name.startswith(("subset+", "uniform:")):
-    try:
-      n = int(name.replace("+", ":").split(":", 1)[1])
-    except ValueError:
-      raise SystemExit(f"--set {name}: N must be an integer in 1..15625") from None
-    if not 0 < n <= 15625:
-      raise SystemExit(f"--set {name}: N must be in 1..15625, got {n}")
+    n = _count(name)
     rng = np.random.default_rng(seed)
     uni = np.sort(rng.choice(15625, n, replace=False))
     if name.startswith("uniform:"):
       return uni, np.ones(n, bool)
     idx = np.union1d(sub, uni)
     return idx, np.isin(idx, uni)
-  raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N, uniform:N, subset:N")
+  raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N, uniform:N, random:N, "
+                   "subset:N")
 
 
 def read_done(path):

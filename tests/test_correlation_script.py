@@ -73,3 +73,13 @@ def test_uniform_set_is_the_uniform_part_of_subset_plus(script):
   np.testing.assert_array_equal(np.sort(idx[is_uni]), np.sort(uni))
   with pytest.raises(SystemExit, match="allowed"):
     script.arch_set("everything", seed=0)
+
+
+def test_random_set_is_scored_in_draw_order_so_prefixes_are_uniform(script):
+  big, flags = script.arch_set("random:3000", seed=3)
+  small, _ = script.arch_set("random:300", seed=3)
+  assert flags.all() and len(set(big.tolist())) == 3000
+  np.testing.assert_array_equal(big[:300], small)
+  assert not np.all(np.diff(big) > 0)                      # not sorted: the draw order
+  with pytest.raises(SystemExit, match="1..15625"):
+    script.arch_set("random:0", seed=0)
