@@ -189,4 +189,4 @@ def hnas(space, key, config):
                       seconds=time.perf_counter() - t1))
   i = int(np.argmax(ys))
   return finish("hnas", space, space.from_index(queried[i]), t0, trace, config,
-                best_observed=ys[i], n_scored=len(metrics.cache), metric_seconds=metrics.seconds)
+                queries=len(queried), best_observed=ys[i], n_scored=len(metrics.cache), metric_seconds=metrics.seconds)

@@ -1,7 +1,8 @@
 """The result of a search and its JSON form.
 
 JSON schema (``to_json``): ``method``, ``space``, ``seed``, ``arch`` (op indices), ``seconds``
-(wall time of the search, compilation included), ``config`` (every option), ``trace`` (a list of
+(wall time of the search, compilation included), ``queries`` (how many benchmark accuracies the
+search looked at: 0 for a training-free method), ``config`` (every option), ``trace`` (a list of
 per-step records), ``extra``; plus, by space:
 
 * NB201: ``arch_str`` (the benchmark string), ``index`` (benchmark index), ``params_M`` of the
@@ -37,6 +38,7 @@ class SearchResult(NamedTuple):
     config: the resolved options.
     seed: the seed the key came from (set by :func:`jaxnas.search.search`), or None.
     extra: method-specific results (e.g. final operation scores).
+    queries: how many benchmark accuracies (or trainings) the search used; 0 if training-free.
   """
   method: str
   space: str
@@ -46,6 +48,7 @@ class SearchResult(NamedTuple):
   config: dict
   seed: Optional[int] = None
   extra: dict = {}
+  queries: int = 0
 
   @property
   def arch_str(self) -> str:
@@ -54,11 +57,13 @@ class SearchResult(NamedTuple):
     return _as_str(get_space(self.space).decode(self.arch))
 
 
-def finish(method: str, space, arch, t0: float, trace, config, **extra) -> SearchResult:
-  """Builds a :class:`SearchResult` with ``seconds = perf_counter() - t0``."""
+def finish(method: str, space, arch, t0: float, trace, config, queries: int = 0,
+           **extra) -> SearchResult:
+  """Builds a :class:`SearchResult` with ``seconds = perf_counter() - t0``; ``queries``: the
+  benchmark accuracies the search looked at (0: training-free)."""
   arch = np.asarray(arch, np.int32)
   return SearchResult(method, space.name, arch, time.perf_counter() - t0, list(trace),
-                      dict(config), None, extra)
+                      dict(config), None, extra, int(queries))
 
 
 def _as_str(decoded) -> str:
@@ -96,7 +101,7 @@ def to_json(result: SearchResult) -> dict:
   else:
     out["genotype"] = json.loads(decoded) if isinstance(decoded, str) else decoded
     out["params_M"] = float(space.count_params(np.asarray(result.arch), C=36, L=20)) / 1e6
-  out.update(seconds=float(result.seconds), config=result.config, trace=result.trace,
+  out.update(seconds=float(result.seconds), queries=int(result.queries), config=result.config, trace=result.trace,
              extra=result.extra)
   return _jsonable(out)
 

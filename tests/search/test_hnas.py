@@ -111,6 +111,7 @@ def test_bo_loop_with_precomputed_metrics(tmp_path):
     assert t["observed"] == benchmarks.accuracy(t["index"], "cifar10valid_val12")
   best = max(a.trace, key=lambda t: t["observed"])
   assert nb201.to_index(a.arch) == best["index"] and a.extra["best_observed"] == best["observed"]
+  assert a.queries == 9 and search.to_json(a)["queries"] == 9      # benchmark accuracies seen
 
 
 def test_first_query_is_the_pool_argmin(tmp_path):

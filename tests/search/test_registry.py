@@ -105,6 +105,7 @@ def test_cli_runs_and_writes_json(tmp_path, capsys):
   assert cli.main(argv) == 0
   doc = json.loads(out.read_text())
   assert doc["method"] == "random" and doc["seed"] == 1 and doc["config"]["n"] == 30
+  assert doc["queries"] == 0                     # training-free: no benchmark accuracy seen
   assert doc["config"]["config"] == {"C": 4, "N": 1}
   assert nb201.encode(doc["arch_str"]).tolist() == doc["arch"]
   assert doc["arch_str"] in capsys.readouterr().out
