@@ -51,9 +51,9 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
 from jaxnas.errors import JaxnasInputError
+from jaxnas.proxies._pool import DEGENERATE, log_ranks
 from jaxnas.proxies.registry import register, register_pooled
 from jaxnas.spaces import sum_probes
 from jaxnas.spaces.nb201_net import num_blocks
@@ -62,11 +62,8 @@ from jaxnas.spaces.nb201_net import num_blocks
 BATCH_SIZE = 64
 #: Module configuration: train-mode BN, Kaiming-normal fan-in initialisation.
 CONFIG = {"bn": "batch", "weight_init": "kaiming_normal"}
-#: Value of a component the reference makes -inf (or NaN); below any attainable value.
-DEGENERATE = -1e30
 #: The paper's four components, by registered proxy name.
-COMPONENTS = {"expressivity": "az_expressivity", "progressivity": "az_progressivity",
-              "trainability": "az_trainability", "complexity": "az_complexity"}
+COMPONENTS = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
 _LOG_EPS = 1e-8
 _SIGMA_EPS = 1e-6
 _BLOCK_SITES = ("stem", "cell", "reduction")
@@ -306,9 +303,6 @@ def az_complexity(net, variables, batch, key):
 # ---------------------------------------------------------------------- pool aggregation
 
 
-COMPONENTS = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
-
-
 @register_pooled("aznas", components=COMPONENTS)
 def aggregate(component_scores: Mapping[str, np.ndarray]) -> np.ndarray:
   """AZ-NAS score over a pool: sum of the four components' log-ranks (Lee & Ham, CVPR 2024).
@@ -333,5 +327,5 @@ def aggregate(component_scores: Mapping[str, np.ndarray]) -> np.ndarray:
     if n is not None and a.size != n:
       raise JaxnasInputError(f"component {name!r} has {a.size} scores; the others have {n}")
     n = a.size
-    cols.append(np.where(np.isnan(a) | (a <= DEGENERATE), -np.inf, a))
-  return sum(np.log(scipy.stats.rankdata(a, method="average") / n) for a in cols)
+    cols.append(a)
+  return sum(log_ranks(a) for a in cols)
