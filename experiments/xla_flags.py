@@ -127,7 +127,7 @@ def main(argv=None):
         row["max_rel_diff_to_default"] = float(np.max(np.abs(s - b) / np.maximum(np.abs(b),
                                                                                   1e-30)))
       rows.append(row)
-  print(f"\n| setting | proxy | s/arch | ratio to default | first call (s) | max rel. diff |")
+  print("\n| setting | proxy | s/arch | ratio to default | first call (s) | max rel. diff |")
   print("|---|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['setting']} | {r['proxy']} | {r['per_arch_s']:.3f} | "

@@ -2,7 +2,6 @@
 
 The committed notebooks carry no outputs (checked here too)."""
 
-import os
 
 import nbformat
 import pytest

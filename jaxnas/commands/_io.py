@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from jaxnas._files import atomic
 from jaxnas.errors import JaxnasInputError
 
 CSV_COLUMNS = ("index", "arch_str", "proxy", "score")
@@ -228,18 +229,10 @@ def write_csv_atomic(path: str, header, rows) -> None:
   d = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(d):
     raise JaxnasInputError(f"output directory {d!r} does not exist")
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-      w = csv.writer(f)
-      w.writerow(header)
-      w.writerows(rows)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic(path, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(header)
+    w.writerows(rows)
 
 
 def read_scores(path: str):

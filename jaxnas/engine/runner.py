@@ -13,7 +13,6 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from jaxnas.data import Batch
 from jaxnas.engine import progress as progress_lib
 from jaxnas.engine import scoring, store
 from jaxnas.proxies import expand, get_proxy

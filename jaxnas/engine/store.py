@@ -36,6 +36,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from jaxnas._files import atomic
 from jaxnas.errors import JaxnasInputError
 
 FORMAT = "jaxnas-scores/1"
@@ -89,12 +90,8 @@ def _fsync_dir(path: str) -> None:
 
 def write_json_atomic(path: str, obj: dict) -> None:
   """Writes JSON through a temporary file, ``fsync`` and ``os.replace`` (all or nothing)."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with atomic(path, "w", encoding="utf-8") as f:
     json.dump(obj, f, indent=1, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 def format_rows(indices, arch_strs, proxy: str, values) -> bytes:
@@ -604,15 +601,9 @@ def merge(paths: Sequence[str], out: str, overwrite: bool = False) -> dict:
           "state": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "rows": rows,
                     "done": {p: len(v) for p, v in by_proxy.items()}, "complete": True},
           "run": {"merged_from": list(paths), "finished": _now()}}
-  tmp = f"{out}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      f.write(body)
-      f.flush()
-      os.fsync(f.fileno())
-    write_json_atomic(meta_path(out), meta)
-    os.replace(tmp, out)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic(out, "wb") as f:
+    f.write(body)
+    f.flush()
+    os.fsync(f.fileno())
+    write_json_atomic(meta_path(out), meta)   # the sidecar first, then the file it describes
   return meta

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from jaxnas._files import atomic
 from jaxnas.errors import JaxnasInputError
 
 
@@ -112,15 +113,7 @@ def write_json(result: SearchResult, path: str) -> dict:
   if not os.path.isdir(d):
     raise JaxnasInputError(f"output directory {d!r} does not exist")
   doc = to_json(result)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(doc, f, indent=1, allow_nan=False)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic(path, "w", encoding="utf-8") as f:
+    json.dump(doc, f, indent=1, allow_nan=False)
+    f.write("\n")
   return doc

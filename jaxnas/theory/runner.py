@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 import jax
 import numpy as np
 
+from jaxnas._files import atomic
 from jaxnas.errors import JaxnasInputError
 from jaxnas.theory import archs as archs_mod
 from jaxnas.theory import common, hnas_bounds, identities, linearized, plots, width
@@ -55,10 +56,8 @@ def _count_nulls(x) -> int:
 
 
 def _write_json(path, obj):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with atomic(path, "w", encoding="utf-8") as f:
     json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
 
 
 def parse_checks(text: str | None) -> tuple:

@@ -4,7 +4,6 @@ A test-only pooled score over two cheap proxies (``params``, ``flops``) checks t
 test runs the real ``aznas`` through the engine on a tiny network.
 """
 
-import json
 
 import numpy as np
 import pytest

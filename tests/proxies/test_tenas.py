@@ -3,7 +3,6 @@ BN couples the samples), the parameter selection and condition number against nu
 linear-region count against explicit counting of ReLU patterns (Python sets) of the discrete
 network on the same crops."""
 
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -7,7 +7,7 @@ import pytest
 
 from jaxnas import cli, search
 from jaxnas.errors import JaxnasInputError
-from jaxnas.search.result import SearchResult, to_json, write_json
+from jaxnas.search.result import SearchResult, write_json
 from jaxnas.spaces import darts, nb201
 
 METHODS = ("freedarts", "freenas", "hnas", "nasi", "random", "rea", "tenas")
