@@ -123,7 +123,8 @@ def main(argv=None):
       row["ensemble (v1)"] = benchmarks.spearman(
           E1.combine({m["name"]: sign[m["name"]] * per[m["name"]] for m in v1}), acc)
     pooled = with_pooled({m: (idx, sign[m] * v) for m, v in per.items()}, None)
-    row.update({p: benchmarks.spearman(v, acc) for p, (_, v) in pooled.items() if p not in per})
+    row.update({f"{p} (shipped)": benchmarks.spearman(v, acc) for p, (_, v) in pooled.items()
+                if p not in per})
     return row
 
   figures = {f"{h}_{t}": report(idx, t) for h, idx in halves.items()

@@ -14,6 +14,7 @@ Architecture sets (``--set``):
   * ``random:N``: the first N of a seeded permutation of the space, scored in that order, so
     ``random:300`` is a prefix of ``random:3000`` and an interrupted run's scores are a uniform
     sample too (a long run can span sessions: commit the partial files, rerun to continue);
+  * ``file:PATH``: the indices in PATH (whitespace-separated), scored in that order;
   * ``subset:N``: N architectures of the subset drawn with ``--seed`` (for proxies too slow on a
     CPU for the whole subset).
 
@@ -88,6 +89,15 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
       raise SystemExit(f"--set subset:N needs 1 <= N <= {len(sub)}, got {n}")
     idx = np.sort(np.random.default_rng(seed).choice(sub, n, replace=False))
     return idx, np.zeros(n, bool)
+  if name.startswith("file:"):  # one NB201 index per line, scored in file order
+    path = name.split(":", 1)[1]
+    try:
+      idx = np.array([int(t) for t in open(path).read().split()], np.int64)
+    except (OSError, ValueError) as e:
+      raise SystemExit(f"--set {name}: cannot read indices ({e})") from None
+    if len(idx) == 0 or idx.min() < 0 or idx.max() >= 15625 or len(set(idx.tolist())) != len(idx):
+      raise SystemExit(f"--set {name}: needs distinct indices in 0..15624")
+    return idx, np.ones(len(idx), bool)
   if name.startswith("random:"):
     n = _count(name)
     return np.random.default_rng(seed).permutation(15625)[:n], np.ones(n, bool)
@@ -100,7 +110,7 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.union1d(sub, uni)
     return idx, np.isin(idx, uni)
   raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N, uniform:N, random:N, "
-                   "subset:N")
+                   "subset:N, file:PATH")
 
 
 def read_done(path):
