@@ -179,7 +179,7 @@ def run(args) -> int:
     # Cloud TPU) or JAX_COORDINATOR_ADDRESS
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
   space = get_space(args.space)
-  from jaxnas.proxies import expand, is_pooled, list_proxies, with_pooled
+  from jaxnas.proxies import apply_pooled, expand, is_pooled, list_proxies
   asked = list_proxies() if args.proxies == "all" else _io.split(args.proxies)
   if not asked:
     raise JaxnasInputError("--proxies is empty; see `jaxnas list`")
@@ -255,9 +255,7 @@ def run(args) -> int:
   if modes:
     print("  modes: " + ", ".join(f"{p} {modes[p]}" for p in proxies if p in modes))
   if pooled:
-    pos = np.arange(len(archs))
-    results.update({p: v for p, (_, v) in with_pooled(
-        {p: (pos, v) for p, v in results.items()}, pooled).items() if p in pooled})
+    results.update({p: apply_pooled(p, results) for p in pooled})
     print(f"  pool-relative ({', '.join(pooled)}): over the {len(archs)} architectures of this "
           + ("shard; `jaxnas correlate` on the merged file ranks over all" if shard else "run")
           + ("; the file stores the components" if out else ""))
