@@ -413,6 +413,18 @@ def test_malformed_search_options(argv, fragment, capsys):
   refused(["search", "--method", "random", "--proxy", "params", *argv], capsys, fragment)
 
 
+@pytest.mark.parametrize("argv, fragment", [
+    (["--set", "stages=params"], "stage 'params' of option 'stages' is not"),
+    (["--set", "stages=params:3,bogus:1"], "unknown proxy in option 'stages': 'bogus'"),
+    (["--set", "stages=synflow@5:3"], "resolution must divide 32, got 5"),
+    (["--set", "n=-1"], "--set n must be a non-negative integer, got -1"),
+    (["--set", "queries=-2"], "--set queries must be a non-negative integer, got -2"),
+    (["--proxy", "synflow"], "--proxy applies to random and rea, not to 'cascade'"),
+])
+def test_malformed_cascade_options(argv, fragment, capsys):
+  refused(["search", "--method", "cascade", *argv], capsys, fragment)
+
+
 def test_nasi_batch_size_zero_is_refused(capsys):
   refused(["search", "--method", "nasi", "--set", "batch_size=0"], capsys,
           "--set batch_size must be a positive integer, got 0")

@@ -20,7 +20,7 @@ from jaxnas.errors import JaxnasInputError
 MODULE_OPTIONS = ("config", "supernet", "ntk_supernet", "region_supernet")
 
 NAME = "search"
-HELP = "run a search method (nasi, freedarts, freenas, hnas, tenas, random, rea); JSON result"
+HELP = "run a search method (see `jaxnas list`: nasi, freedarts, hnas, cascade, ...); JSON result"
 
 
 def add_arguments(s):
@@ -28,7 +28,7 @@ def add_arguments(s):
   s.add_argument("--space", default="nb201", help="nb201 or darts")
   s.add_argument("--method", required=True, help="search method; see `jaxnas list`")
   s.add_argument("--seed", type=int, default=0)
-  s.add_argument("--proxy", default=None, help="proxy guiding random / rea (e.g. epsilon)")
+  s.add_argument("--proxy", default=None, help="proxy guiding random / rea (e.g. epsilon); cascade takes --set stages=...")
   s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="method option (repeatable), e.g. --set steps=10")
   s.add_argument("--out", default=None, help="write the result JSON here")
@@ -66,10 +66,13 @@ def check_options(space, options: dict, defaults: dict) -> dict:
       out[k] = {**out[k], **_io.check_config(space, mine, f"--set {k}")}
   for k in ("resolution", "chunk_size", "steps", "n", "queries", "pool", "population",
             "sample_size", "repeats", "ntk_batch", "ntk_chunk", "region_samples"):
-    if k in out:
-      _io.check_positive(out[k], f"--set {k}")
+    if k in out:   # 0 allowed where it is the method's default (cascade: n=0 whole space)
+      _io.check_positive(out[k], f"--set {k}", zero=defaults.get(k) == 0)
   if "batch_size" in out:
     _io.check_positive(out["batch_size"], "--set batch_size", zero=defaults.get("batch_size") == 0)
+  if "stages" in out:
+    from jaxnas.search.cascade import parse_stages
+    parse_stages(out["stages"])
   if "mode" in out and out["mode"] not in scoring.MODES:
     raise JaxnasInputError(f"unknown --set mode {out['mode']!r}; allowed: "
                            f"{', '.join(scoring.MODES)}")
