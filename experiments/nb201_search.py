@@ -191,6 +191,41 @@ def table(rows) -> str:
   return "\n".join(lines)
 
 
+def curve(rows) -> str:
+  """Zero-query rows (no benchmark lookup) ordered by mean search time: accuracy against time."""
+  pts = sorted((r for r in rows if r.get("queries") == 0), key=lambda r: r["seconds_mean"])
+  lines = ["| search s (mean) | C10 test (%) | method |", "|---|---|---|"]
+  lines += [f"| {r['seconds_mean']:.1f} | {r['c10_mean']:.2f} +- {r['c10_std']:.2f} | "
+            f"{r['label']} |" for r in pts]
+  return "\n".join(lines)
+
+
+def plot_curve(rows, path) -> None:
+  """The zero-query rows as points (mean seconds, mean +- std C10 accuracy) in a PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  pts = [r for r in rows if r.get("queries") == 0]
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for r in pts:
+    casc = r["method"] == "cascade"
+    ax.errorbar(r["seconds_mean"], r["c10_mean"], yerr=r["c10_std"], fmt="o" if casc else "s",
+                color="C0" if casc else "C7", capsize=3)
+    ax.annotate(r["label"], (r["seconds_mean"], r["c10_mean"]), fontsize=7,
+                xytext=(4, 3), textcoords="offset points")
+  ax.axhline(94.0, color="C3", lw=0.8, ls="--", label="goal 94.0 %")
+  ax.axhline(OPTIMUM, color="k", lw=0.8, ls=":", label=f"optimum {OPTIMUM}")
+  ax.axvline(60, color="C3", lw=0.8, ls="--")
+  ax.set_xscale("log")
+  ax.set_xlabel("search wall seconds (mean over seeds, this 2-core CPU)")
+  ax.set_ylabel("CIFAR-10 test accuracy (%) of the found cell")
+  ax.set_title("NB201 zero-query search: accuracy against search time")
+  ax.legend(loc="lower right", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--rows", default=",".join(ROWS))
@@ -226,7 +261,8 @@ def main(argv=None):
     with open(args.out + ".md", "w") as f:
       f.write("NB201 search (CIFAR-10 / CIFAR-100 200-epoch test accuracy of the found cell, "
               "mean +- std over seeds; wall time on this machine)\n\n" + table(doc["summary"])
-              + "\n")
+              + "\n\nAccuracy against search time (zero-query rows):\n\n"
+              + curve(doc["summary"]) + "\n")
 
   for label in labels:
     t0 = time.perf_counter()
@@ -234,6 +270,10 @@ def main(argv=None):
       save()
     log(f"{label}: {time.perf_counter() - t0:.0f} s")
   save()
+  try:
+    plot_curve(doc["summary"], args.out + "_curve.png")
+  except ImportError:   # matplotlib is an optional extra
+    print("matplotlib missing: no curve PNG", flush=True)
   print(table(doc["summary"]))
 
 

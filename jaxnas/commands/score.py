@@ -187,6 +187,12 @@ def run(args) -> int:
     if asked.count(p) > 1:
       raise JaxnasInputError(f"--proxies names {p!r} twice; give each proxy once")
   proxies = expand(asked)  # pool-relative scores -> their components
+  if args.proxies == "all":   # every proxy that runs on this space
+    from jaxnas.proxies import missing_capabilities
+    asked = [p for p in asked if not missing_capabilities(p, space)]
+    proxies = expand(asked)
+  from jaxnas.proxies import check_supported
+  check_supported(asked, space)   # before any data or tracing
   pooled = [p for p in asked if is_pooled(p)]
   if args.mode not in scoring.MODES:
     raise JaxnasInputError(f"unknown --mode {args.mode!r}; allowed: {', '.join(scoring.MODES)}")

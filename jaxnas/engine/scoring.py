@@ -45,7 +45,7 @@ from jaxnas._compat import enable_x64, jaxpr_as_fun
 from jaxnas.data import Batch
 from jaxnas.engine import sharding
 from jaxnas.errors import JaxnasInputError, unknown
-from jaxnas.proxies import Proxy, apply_pooled, expand, get_proxy, is_pooled
+from jaxnas.proxies import Proxy, apply_pooled, check_supported, expand, get_proxy, is_pooled
 from jaxnas.spaces import Network, SearchSpace, get_space, ops
 
 MODES = ("auto", "map", "vmap", "hybrid", "eager")
@@ -143,6 +143,7 @@ def make_score_fn(space: SearchSpace, proxy: Proxy, config: Optional[dict] = Non
   """
   if mode not in MODES:
     raise unknown("scoring mode", mode, MODES)
+  check_supported([proxy], space)   # what the proxy needs from the network, before tracing
   group = DEFAULT_GROUP if group is None else int(group)
   if group < 1:
     raise JaxnasInputError(f"group must be a positive integer, got {group}")

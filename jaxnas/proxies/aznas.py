@@ -251,7 +251,8 @@ def components(net, variables, batch, key) -> dict:
 # --------------------------------------------------------------------- registered proxies
 
 
-@register("az_expressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG)
+@register("az_expressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
+          requires=("tap", "block_input", "N"))
 def az_expressivity(net, variables, batch, key):
   """AZ-NAS expressivity E = sum_l e_l, spectral entropies of the block outputs (Lee & Ham 2024).
 
@@ -264,7 +265,8 @@ def az_expressivity(net, variables, batch, key):
   return expressivity_of(e, ok)
 
 
-@register("az_progressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG)
+@register("az_progressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
+          requires=("tap", "block_input", "N"))
 def az_progressivity(net, variables, batch, key):
   """AZ-NAS progressivity P = min_l (e_l - e_{l-1}) over consecutive block entropies (Lee & Ham).
 
@@ -276,7 +278,8 @@ def az_progressivity(net, variables, batch, key):
   return progressivity_of(e, ok)
 
 
-@register("az_trainability", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG)
+@register("az_trainability", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
+          requires=("tap", "block_input", "N"))
 def az_trainability(net, variables, batch, key):
   """AZ-NAS trainability T = mean_l (-sigma_l - 1/(sigma_l + 1e-6) + 2) (Lee & Ham 2024).
 

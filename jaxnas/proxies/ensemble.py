@@ -68,7 +68,12 @@ def combine(scores: dict, spec: dict | None = None) -> np.ndarray:
   return np.asarray(total)
 
 
-@register("ensemble", batch_size=64, x64=True)
+#: What the members use from the network (nwot's ReLU probe); tests/proxies check it against the
+#: members' own requirements.
+REQUIRES = ("relu_probe",)
+
+
+@register("ensemble", batch_size=64, x64=True, requires=REQUIRES)
 def ensemble(net, variables, batch, key):
   """Fitted combination of standardised zero-cost proxy scores (this library; members in the asset).
 

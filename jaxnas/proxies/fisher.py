@@ -65,7 +65,7 @@ def gate_gradients(net, variables, batch):
   return jax.grad(loss_of_gates)(gates)
 
 
-@register("fisher", needs_labels=True, batch_size=64, cpu_eager=True)
+@register("fisher", needs_labels=True, batch_size=64, cpu_eager=True, requires=("gates",))
 def fisher(net, variables, batch, key):
   """Fisher saliency ``sum_l sum_c F_{l,c} * n_l``, ``F_{l,c} = 1/2 mean_n (sum_s a dL/da)^2``.
 

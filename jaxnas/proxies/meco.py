@@ -136,7 +136,7 @@ def meco_score(net, variables, x, tap=None):
   return sum_probes(st["intermediates"], "tap")
 
 
-@register("meco", batch_size=BATCH_SIZE, config=CONFIG)
+@register("meco", batch_size=BATCH_SIZE, config=CONFIG, requires=("tap", "N"))
 def meco(net, variables, batch, key):
   """MeCo: sum over hooked tensors of the min eigenvalue of the channel correlation matrix (Jiang
   et al., NeurIPS 2023).
@@ -149,7 +149,7 @@ def meco(net, variables, batch, key):
   return meco_score(net, variables, batch.x)
 
 
-@register("meco_opt", batch_size=BATCH_SIZE, config=CONFIG)
+@register("meco_opt", batch_size=BATCH_SIZE, config=CONFIG, requires=("tap", "N"))
 def meco_opt(net, variables, batch, key):
   """MeCo_opt: per hooked tensor (C/8) x min eig of the correlation of 8 random channels (Jiang
   et al., NeurIPS 2023).

@@ -26,7 +26,7 @@ def _chunk(n: int) -> int:
   return max(d for d in range(1, min(n, MAX_SAMPLE_CHUNK) + 1) if n % d == 0)
 
 
-@register("ntk_trace")
+@register("ntk_trace", requires=("bn", "reduction_bn"))
 def ntk_trace(net, variables, batch, key):
   """Exact empirical NTK trace sum_x ||df(x)/dtheta||_F^2 (all logits, all params, eval-mode BN).
 

@@ -68,7 +68,7 @@ def log_abs_det(k):
   return jnp.where(ok, jnp.maximum(logdet, 0.0), 0.0)
 
 
-@register("nwot", batch_size=BATCH_SIZE)
+@register("nwot", batch_size=BATCH_SIZE, requires=("relu_probe",))
 def nwot(net, variables, batch, key):
   """NASWOT score log|det K| of the ReLU binary-code kernel (Mellor et al. 2021; NASLib nwot).
 

@@ -50,6 +50,11 @@ class Proxy(NamedTuple):
     cpu_eager: ``mode='auto'`` scores it with the ``'eager'`` executor on CPU (for networks of
       at least ``jaxnas.engine.scoring.EAGER_MIN_FLOPS``): set where that was measured faster
       than ``'map'`` (experiments/bench_executors.py; gradient proxies through the network).
+    requires: network capabilities the proxy uses beyond running the network (hooks such as
+      ``relu_probe``, ``tap``, ``gates``, sown ``features``; see
+      :meth:`jaxnas.spaces.SearchSpace.capabilities`); the keys of ``config`` are required too.
+      Selecting the proxy on a space that lacks one is a :class:`JaxnasInputError` naming the
+      proxy, the space and what is missing (:func:`check_supported`), before any tracing.
   """
   name: str
   fn: Callable
@@ -61,6 +66,12 @@ class Proxy(NamedTuple):
   higher_is_better: bool = True
   needs_variables: bool = True
   cpu_eager: bool = False
+  requires: tuple = ()
+
+  @property
+  def needs(self) -> frozenset:
+    """Every capability the proxy needs: ``requires`` and its ``config`` keys."""
+    return frozenset(self.requires) | frozenset(k for k, _ in self.config)
 
   @property
   def doc(self) -> str:
@@ -99,13 +110,13 @@ _loaded = False
 def register(name: str, *, needs_data: bool = True, needs_labels: bool = False,
              x64: bool = False, batch_size: Optional[int] = None, config: Optional[dict] = None,
              higher_is_better: bool = True, needs_variables: bool = True,
-             cpu_eager: bool = False):
+             cpu_eager: bool = False, requires=()):
   """Decorator registering ``fn`` under ``name``; a name can be registered only once."""
   def deco(fn):
     _check_free(name)
     _REGISTRY[name] = Proxy(name, fn, needs_data, needs_labels, x64, batch_size,
                             tuple(sorted((config or {}).items())), higher_is_better,
-                            needs_variables, cpu_eager)
+                            needs_variables, cpu_eager, tuple(sorted(requires)))
     return fn
   return deco
 
@@ -236,3 +247,35 @@ def with_pooled(scores: Mapping[str, tuple], names=None) -> dict:
     out[name] = (np.asarray(ids), apply_pooled(name, {c: [m[i] for i in ids]
                                                       for c, m in zip(comps, maps)}))
   return out
+
+
+def missing_capabilities(name, space) -> list[str]:
+  """Capabilities the proxy ``name`` (a name, a pool-relative score's name: its components, or a
+  :class:`Proxy`) needs that ``space`` (a :class:`jaxnas.spaces.SearchSpace`) lacks, sorted."""
+  have = space.capabilities()
+  if isinstance(name, Proxy):
+    return sorted(name.needs - have)
+  need = set()
+  for n in expand([name]):
+    need |= get_proxy(n).needs
+  return sorted(need - have)
+
+
+def supported_proxies(space) -> list[str]:
+  """Names of the proxies and pool-relative scores that run on ``space``."""
+  return [n for n in list_proxies() + list_pooled() if not missing_capabilities(n, space)]
+
+
+def check_supported(names, space) -> None:
+  """Raises :class:`JaxnasInputError` if a proxy of ``names`` (names or :class:`Proxy` objects)
+  needs what ``space`` lacks, naming the proxy, the space, the missing capabilities and the
+  proxies that do run there."""
+  for name in names:
+    miss = missing_capabilities(name, space)
+    if miss:
+      name = name.name if isinstance(name, Proxy) else name
+      ok = supported_proxies(space)
+      raise JaxnasInputError(
+          f"proxy {name!r} needs {', '.join(repr(m) for m in miss)} from the network, which "
+          f"the {space.name!r} space does not provide; proxies that run on {space.name!r}: "
+          f"{', '.join(ok)}")

@@ -99,7 +99,8 @@ def swap_repeats(net, x, key, repeats: int = REPEATS):
                   jax.random.split(key, repeats), getattr(net, "unrolled", False))
 
 
-@register("swap", batch_size=BATCH_SIZE, needs_variables=False, config=CONFIG)
+@register("swap", batch_size=BATCH_SIZE, needs_variables=False, config=CONFIG,
+          requires=("relu_probe",))
 def swap(net, variables, batch, key):
   """SWAP: distinct sample-wise ReLU activation patterns, mean of 32 N(0,1) inits (Peng et al.
   ICLR 2024).
@@ -141,6 +142,6 @@ def make_swap_reg(mu: float, sigma: float):
 def register_swap_reg(mu: float, sigma: float, name: str = "swap_reg"):
   """Registers Reg-SWAP with ``mu``, ``sigma`` under ``name`` (once per name); returns the
   :class:`jaxnas.proxies.Proxy`."""
-  register(name, batch_size=BATCH_SIZE, needs_variables=False, config=CONFIG)(
-      make_swap_reg(mu, sigma))
+  register(name, batch_size=BATCH_SIZE, needs_variables=False, config=CONFIG,
+           requires=("relu_probe",))(make_swap_reg(mu, sigma))
   return get_proxy(name)

@@ -154,7 +154,7 @@ def region_count(net, variables, x):
   return count_patterns(sum_probes(state["intermediates"]))
 
 
-@register("tenas_regions")
+@register("tenas_regions", requires=("relu_probe",))
 def tenas_regions(net, variables, batch, key):
   """TE-NAS number of linear regions: distinct ReLU patterns over 1000 random 4x4 crops.
 

@@ -103,7 +103,7 @@ def init_variables(net, key, x):
 
 
 @register("zen", needs_data=False, needs_variables=False, batch_size=BATCH_SIZE,
-          config={"bn": "batch"})
+          config={"bn": "batch"}, requires=("features",))
 def zen(net, variables, batch, key):
   """Zen-score log E|f(x) - f(x + 0.01 e)| + sum_BN log sqrt(mean running var) (Lin et al. 2021).
 

@@ -47,6 +47,9 @@ class SearchSpace(NamedTuple):
     unrolls: ``model(unrolled=True)`` runs a *concrete* architecture as its discrete network over
       the shared parameter layout (Python loops, only the chosen ops, compiled blocks shared by
       every architecture): the engine's ``'eager'`` executor.
+    provides: capabilities of the network beyond its module's fields (:meth:`capabilities`),
+      e.g. ``('features',)``; a proxy whose ``requires`` names one the space lacks is refused
+      when it is selected (:func:`jaxnas.proxies.check_supported`).
   """
   name: str
   arch_shape: tuple
@@ -64,6 +67,15 @@ class SearchSpace(NamedTuple):
   alpha_shape: Optional[tuple] = None
   discretize: Optional[Callable[[Any], np.ndarray]] = None
   unrolls: bool = False
+  provides: tuple = ()
+
+  def capabilities(self) -> frozenset:
+    """What this space's network offers a proxy: the fields of its module (``relu_probe``,
+    ``tap``, ``gates``, ``bn``, ...: each a hook or a configuration a proxy may set) and the
+    extra names in ``provides`` (e.g. ``'features'``: the pre-classifier features sown as
+    ``intermediates/features``). Proxies declare what they use in ``Proxy.requires``."""
+    fields = getattr(self.model(), "__dataclass_fields__", {})
+    return frozenset(f for f in fields if f not in ("parent", "name")) | frozenset(self.provides)
 
 
 class Network(NamedTuple):

@@ -300,4 +300,5 @@ SPACE = SearchSpace(
     alpha_shape=(NUM_EDGES, NUM_OPS),
     discretize=discretize,
     unrolls=True,
+    provides=("features",),
 )
