@@ -161,15 +161,52 @@ def _guess(v):
   return {"true": True, "false": False}.get(v.lower(), v)
 
 
-def read_archs_file(path: str) -> list[str]:
-  """Architecture tokens of a file: one per line; blank lines and ``#`` comments ignored."""
+#: Columns of a CSV archs file, in order of preference: the shared benchmark files' ``genotype``
+#: (DARTS) and ``matrix`` + ``ops`` (NB101), or jaxnas' own ``arch_str`` / ``index``.
+CSV_ARCH_COLUMNS = (("genotype",), ("matrix", "ops"), ("arch_str",), ("index",))
+
+
+def _csv_archs(path: str, text: str):
+  """Tokens of a CSV archs file (one per data row, in file order), or None if ``text`` has no
+  header naming one of :data:`CSV_ARCH_COLUMNS`."""
+  first = text.lstrip("\ufeff").split("\n", 1)[0]
+  try:
+    head = next(csv.reader([first]))
+  except (csv.Error, StopIteration):
+    return None
+  for cols in CSV_ARCH_COLUMNS:
+    if all(c in head for c in cols):
+      try:
+        rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+      except csv.Error as e:
+        raise JaxnasInputError(f"archs file {path!r} is not a valid CSV file ({e})") from None
+      toks = []
+      for n, r in enumerate(rows, 2):
+        vals = [r.get(c) for c in cols]
+        if any(v is None or not v.strip() for v in vals):
+          raise JaxnasInputError(f"archs file {path!r} line {n}: empty {'/'.join(cols)}")
+        toks.append(vals[0].strip() if len(cols) == 1 else tuple(v.strip() for v in vals))
+      if not toks:
+        raise JaxnasInputError(f"archs file {path!r} holds no architectures")
+      return toks
+  return None
+
+
+def read_archs_file(path: str) -> list:
+  """Architecture tokens of a file: one per line (blank lines and ``#`` comments ignored), or a
+  CSV whose header has a column of :data:`CSV_ARCH_COLUMNS` (e.g. the shared benchmark files:
+  ``genotype`` for DARTS, ``matrix`` and ``ops`` for NB101), one architecture per data row."""
   if not os.path.isfile(path):
     raise JaxnasInputError(f"archs file {path!r} does not exist")
   try:
     with open(path, encoding="utf-8") as f:
-      lines = f.read().splitlines()
+      text = f.read()
   except UnicodeDecodeError:
     raise JaxnasInputError(f"archs file {path!r} is not UTF-8 text") from None
+  from_csv = _csv_archs(path, text)
+  if from_csv is not None:
+    return from_csv
+  lines = text.splitlines()
   toks = [ln.split("#", 1)[0].strip() for ln in lines]
   toks = [t for t in toks if t]
   if not toks:
@@ -210,7 +247,7 @@ def select_archs(space, archs: Optional[str], archs_file: Optional[str], sample:
     if not tokens:
       raise JaxnasInputError("--archs is empty; give 'all', indices or arch strings")
   for t in tokens:
-    if re.fullmatch(r"-\d+", t) and space.num_archs is not None:
+    if isinstance(t, str) and re.fullmatch(r"-\d+", t) and space.num_archs is not None:
       raise JaxnasInputError(f"{where}: index {t} out of range; allowed: 0..{space.num_archs - 1}")
   out = np.stack([space.encode(t) for t in tokens])
   if space.to_index is not None:
@@ -235,11 +272,12 @@ def write_csv_atomic(path: str, header, rows) -> None:
     w.writerows(rows)
 
 
-def read_scores(path: str):
+def read_scores(path: str, arch_strs: Optional[dict] = None):
   """Reads a long-format scores CSV -> {proxy: (indices, scores)}.
 
   A file with a jaxnas sidecar (``PATH.meta.json``) is verified against it first and only its
-  committed rows are read; a (proxy, index) given twice is an error.
+  committed rows are read; a (proxy, index) given twice is an error. With a dict ``arch_strs``,
+  fills it with ``{index: arch_str}`` (truths of spaces without a global index need them).
   """
   if not os.path.isfile(path):
     raise JaxnasInputError(f"scores file {path!r} does not exist")
@@ -281,6 +319,8 @@ def read_scores(path: str):
         raise JaxnasInputError(f"scores file {path!r} line {n}: a second row for proxy "
                                f"{row['proxy']!r}, index {i}; give each (proxy, index) once")
       seen.add((row["proxy"], i))
+      if arch_strs is not None:
+        arch_strs[i] = row.get("arch_str")
       out.setdefault(row["proxy"], ([], []))
       out[row["proxy"]][0].append(i)
       out[row["proxy"]][1].append(s)
@@ -291,13 +331,15 @@ def read_scores(path: str):
   return {p: (np.asarray(i), np.asarray(s)) for p, (i, s) in out.items()}
 
 
-def correlation_table(scores: dict, truths) -> list[dict]:
-  """Rank metrics of each proxy against each truth metric (NB201 indices)."""
+def correlation_table(scores: dict, truths, arch_strs: Optional[dict] = None) -> list[dict]:
+  """Rank metrics of each proxy against each truth metric (NB201 by index; other benchmarks by
+  the ``arch_strs`` of the indices, :func:`jaxnas.benchmarks.truth`)."""
   from jaxnas import benchmarks
   rows = []
   for proxy, (idx, s) in sorted(scores.items()):
     for truth in truths:
-      rep = benchmarks.rank_report(s, benchmarks.accuracy(idx, truth))
+      strs = None if arch_strs is None else [arch_strs[int(i)] for i in idx]
+      rep = benchmarks.rank_report(s, benchmarks.truth(truth, idx, strs))
       rows.append({"proxy": proxy, "truth": truth, **rep})
   return rows
 
@@ -312,7 +354,7 @@ def format_table(rows) -> str:
   return "\n".join(lines)
 
 
-def scatter_plot(scores: dict, truth: str, path: str) -> None:
+def scatter_plot(scores: dict, truth: str, path: str, arch_strs: Optional[dict] = None) -> None:
   """One panel per proxy: score rank vs benchmark accuracy."""
   import matplotlib
   matplotlib.use("Agg")
@@ -324,7 +366,8 @@ def scatter_plot(scores: dict, truth: str, path: str) -> None:
   fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
   for ax, name in zip(axes.ravel(), names):
     idx, s = scores[name]
-    acc = benchmarks.accuracy(idx, truth)
+    acc = benchmarks.truth(truth, idx, None if arch_strs is None
+                           else [arch_strs[int(i)] for i in idx])
     ok = np.isfinite(s) & np.isfinite(acc)
     rho = benchmarks.spearman(s, acc)
     ax.scatter(np.argsort(np.argsort(s[ok])), acc[ok], s=2, alpha=0.4)

@@ -10,7 +10,9 @@ HELP = "rank correlation of a scores CSV with benchmark accuracy"
 def add_arguments(s):
   """Adds the ``jaxnas correlate`` options to the subparser ``s``."""
   s.add_argument("--scores", required=True)
-  s.add_argument("--truth", default="cifar10_test200", help="comma-separated benchmark metrics")
+  s.add_argument("--truth", default="cifar10_test200",
+                 help="comma-separated benchmark metrics: NB201's (e.g. cifar10_test200, "
+                      "cifar100_test200) or nb301_val (DARTS, 500 genotypes, by arch_str)")
   s.add_argument("--plot", default=None, help="save scatter plots (PNG)")
   s.add_argument("--pooled", default=None,
                  help="comma-separated pool-relative scores to add (default: every one whose "
@@ -22,14 +24,17 @@ def run(args) -> int:
   """Runs ``jaxnas correlate`` (prints the correlation table); returns the exit code."""
   from jaxnas import benchmarks
   truths = _io.split(args.truth)
+  allowed = ", ".join(benchmarks.TRUTHS)
   if not truths:
-    raise JaxnasInputError(f"--truth is empty; allowed: {', '.join(benchmarks.METRICS)}")
+    raise JaxnasInputError(f"--truth is empty; allowed: {allowed}")
   for t in truths:
     if truths.count(t) > 1:
       raise JaxnasInputError(f"--truth names {t!r} twice; give each metric once")
-    if t not in benchmarks.METRICS:
-      raise JaxnasInputError(
-          f"unknown truth metric {t!r}; allowed: {', '.join(benchmarks.METRICS)}")
+    if t not in benchmarks.TRUTHS:
+      raise JaxnasInputError(f"unknown truth metric {t!r}; allowed: {allowed}")
+  if len({benchmarks.TRUTHS[t] for t in truths}) > 1:
+    raise JaxnasInputError(f"--truth mixes spaces ({', '.join(truths)}); give metrics of one "
+                           "space")
   if args.plot:
     _io.check_output_path(args.plot, "--plot")
   from jaxnas.proxies import get_pooled, with_pooled
@@ -38,9 +43,10 @@ def run(args) -> int:
     pooled = [] if args.pooled.strip() == "none" else _io.split(args.pooled)
     for p in pooled:
       get_pooled(p)
-  scores = with_pooled(_io.read_scores(args.scores), pooled)
-  print(_io.format_table(_io.correlation_table(scores, truths)))
+  arch_strs: dict = {}
+  scores = with_pooled(_io.read_scores(args.scores, arch_strs), pooled)
+  print(_io.format_table(_io.correlation_table(scores, truths, arch_strs)))
   if args.plot:
-    _io.scatter_plot(scores, truths[0], args.plot)
+    _io.scatter_plot(scores, truths[0], args.plot, arch_strs)
     print(f"plot -> {args.plot}")
   return 0
