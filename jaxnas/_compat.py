@@ -9,6 +9,8 @@ still imports on jax 0.4.23. Everything that moved between those releases is nam
 * ``jaxpr_as_fun`` / ``jaxprs_in_params``: ``jax.extend.core`` (formerly ``jax.core``);
 * ``shard_map(f, mesh, in_specs, out_specs)`` without replication checks (``jax.shard_map``;
   formerly ``jax.experimental.shard_map``);
+* ``pure_callback(fn, result_shape, *args)``: a host callback run once per element under
+  ``vmap`` (``vmap_method='sequential'``; formerly ``vectorized=False``);
 * :func:`use_classic_prng`: the random stream. jax 0.5 turned ``jax_threefry_partitionable`` on by
   default, which changes every number drawn from a given key (``jax.random.normal(key(0), (3,))``
   is ``[1.816, -0.483, 0.340]`` on jax 0.4.23 and ``[1.623, 2.025, -0.434]`` on jax 0.12).
@@ -55,6 +57,14 @@ else:  # jax < 0.6
   def shard_map(f, mesh, in_specs, out_specs):
     """``jax.experimental.shard_map`` without replication checks."""
     return _shard_map_old(f, mesh, in_specs, out_specs, check_rep=False)
+
+
+def pure_callback(fn, result_shape, *args):
+  """``jax.pure_callback`` looping over a ``vmap``-ed axis (one host call per element)."""
+  try:
+    return jax.pure_callback(fn, result_shape, *args, vmap_method="sequential")
+  except TypeError:  # jax < 0.4.34: no vmap_method
+    return jax.pure_callback(fn, result_shape, *args, vectorized=False)
 
 
 def use_classic_prng() -> bool:

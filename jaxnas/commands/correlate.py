@@ -12,7 +12,8 @@ def add_arguments(s):
   s.add_argument("--scores", required=True)
   s.add_argument("--truth", default="cifar10_test200",
                  help="comma-separated benchmark metrics: NB201's (e.g. cifar10_test200, "
-                      "cifar100_test200) or nb301_val (DARTS, 500 genotypes, by arch_str)")
+                      "cifar100_test200), nb301_val (DARTS, 500 genotypes) or nb101_val "
+                      "(NB101, 300 rows); the last two looked up by arch_str")
   s.add_argument("--plot", default=None, help="save scatter plots (PNG)")
   s.add_argument("--pooled", default=None,
                  help="comma-separated pool-relative scores to add (default: every one whose "

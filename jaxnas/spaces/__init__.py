@@ -19,6 +19,7 @@ from jaxnas.spaces.params import kind_of, kinds, select
 _MODULES = {
     "nb201": "jaxnas.spaces.nb201",
     "darts": "jaxnas.spaces.darts",
+    "nb101": "jaxnas.spaces.nb101.space",
 }
 
 

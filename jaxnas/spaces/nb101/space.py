@@ -1,0 +1,279 @@
+"""NAS-Bench-101 as a registered search space (``get_space('nb101')``; methods-spec §13).
+
+Encoding: an architecture is the pruned spec in the 7-slot padded layout of
+:func:`.spec.encode`, flattened to ``int32 (56,)``: the 7x7 adjacency (49) then the 7 op codes
+(:data:`.spec.OPS`, -1 on dead slots). Everything the network needs per stack (vertex widths,
+output offsets) is computed from it with ``jax.numpy`` (:func:`traced_encoding`), so one compiled
+function serves every architecture; the canonical string (``arch_str``) is
+``'<V*V digits of the pruned matrix>|<V comma-separated op names>'``. ``encode`` also takes a
+``(matrix, ops)`` pair (raw or pruned, as in the shared CSV's ``matrix`` and ``ops`` columns).
+There is no global index (NB101 has 423,624 unique cells; the bundled truth covers 300 rows).
+
+Network (:class:`NB101Model`): the fixed-shape masked build of :mod:`.net` (§13.4) with its
+parameters named by role (``*_conv/kernel``, ``*_bn/{scale,bias}``, ``classifier/{kernel,bias}``,
+as every proxy selects them) and initialised for the given architecture (He fan-out of the real
+layer; entries the spec lacks are 0 and get zero gradients), so the variables a proxy receives
+are those of the discrete network, zero-padded. BN uses batch statistics (train mode).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas import _compat
+from jaxnas.errors import JaxnasInputError
+from jaxnas.spaces.base import SearchSpace
+from jaxnas.spaces.nb101 import counts
+from jaxnas.spaces.nb101 import spec as S
+from jaxnas.spaces.nb101.net import (cell_masks, conv_bn_relu, masked_cell, max_pool,
+                                     stack_widths)
+
+_N = S.MAX_VERTICES
+ARCH_SHAPE = (_N * _N + _N,)
+DEFAULTS = dict(stem_channels=128, num_stacks=3, modules_per_stack=3, num_classes=10)
+
+
+# ------------------------------------------------------------------------- encoding
+
+
+def from_spec(spec) -> np.ndarray:
+  """``int32 (56,)`` encoding of a spec (pruned here)."""
+  enc = S.encode(spec, channels=(1,))
+  return np.concatenate([enc.matrix.ravel(), enc.ops]).astype(np.int32)
+
+
+def to_spec(arch) -> S.Spec:
+  """The pruned :class:`.spec.Spec` of an encoding (checked: it must be canonical)."""
+  a = np.asarray(arch)
+  if a.shape != ARCH_SHAPE or not np.issubdtype(a.dtype, np.integer):
+    raise JaxnasInputError(f"NB101 encoding must be {ARCH_SHAPE[0]} integers, got shape {a.shape} "
+                           f"dtype {a.dtype}")
+  m, ops = a[:_N * _N].reshape(_N, _N), a[_N * _N:]
+  live = np.flatnonzero(ops >= 0)
+  if len(live) < 2 or live[0] != 0 or live[-1] != _N - 1:
+    raise JaxnasInputError(f"NB101 encoding {a.tolist()} has no input/output slots")
+  spec = S.parse(m[np.ix_(live, live)], [int(o) for o in ops[live]])
+  if not np.array_equal(from_spec(spec), a):
+    raise JaxnasInputError(f"NB101 encoding {a.tolist()} is not canonical (pruned, padded)")
+  return S.prune(spec)
+
+
+def encode(arch) -> np.ndarray:
+  """Any form -> ``int32 (56,)``: an encoding, a ``(matrix, ops)`` pair, a ``Spec`` or the
+  canonical string ``'digits|op,op,...'``; raises :class:`JaxnasInputError` naming the value."""
+  if isinstance(arch, S.Spec):
+    return from_spec(arch)
+  if isinstance(arch, str):
+    m, sep, o = arch.partition("|")
+    if not sep:
+      raise JaxnasInputError(f"NB101 architecture {arch!r} is not 'matrix digits|op,op,...'")
+    return from_spec(S.parse(m.strip(), o))
+  if isinstance(arch, (tuple, list)) and len(arch) == 2:
+    return from_spec(S.parse(*arch))
+  a = np.asarray(arch)
+  if a.shape == ARCH_SHAPE:
+    to_spec(a)
+    return a.astype(np.int32)
+  raise JaxnasInputError(f"NB101 architecture {arch!r}: give a (matrix, ops) pair, "
+                         f"'digits|op,...' or a {ARCH_SHAPE[0]}-integer encoding")
+
+
+def decode(arch) -> str:
+  """Canonical string of an encoding: pruned matrix digits, '|', op names."""
+  p = to_spec(arch)
+  return "".join(str(int(v)) for v in p.array().ravel()) + "|" + ",".join(p.ops)
+
+
+def traced_encoding(arch, channels) -> S.Encoding:
+  """:class:`.spec.Encoding` of an encoding (jax arrays, ``arch`` may be traced) for the cell
+  widths ``channels``: ``compute_vertex_channels`` in ``jax.numpy`` (§13.1.3)."""
+  arch = jnp.asarray(arch)
+  m = arch[:_N * _N].reshape(_N, _N) > 0
+  ops = arch[_N * _N:]
+  feeds = m[1:_N - 1, _N - 1]                                   # interior slots 1..5
+  n = jnp.maximum(jnp.sum(feeds), 1)
+  rank = jnp.cumsum(feeds) - 1
+  vcs, offs = [], []
+  for c in channels:
+    base, rem = c // n, c % n
+    inner = jnp.where(feeds, base + (rank < rem), 0)
+    vc = [None] * (_N - 2)
+    for i in range(_N - 3, -1, -1):                            # slots 5..1 (index i = slot-1)
+      succ = [jnp.where(m[i + 1, d + 1], vc[d], 0) for d in range(i + 1, _N - 2)]
+      back = jnp.max(jnp.stack(succ)) if succ else 0
+      vc[i] = jnp.where(feeds[i], inner[i], back)
+    vc = jnp.concatenate([jnp.array([c]), jnp.stack(vc), jnp.array([c])]).astype(jnp.int32)
+    fed = jnp.where(feeds, vc[1:_N - 1], 0)
+    off = jnp.concatenate([jnp.zeros(1, jnp.int32),
+                           jnp.where(feeds, jnp.cumsum(fed) - fed, 0).astype(jnp.int32),
+                           jnp.zeros(1, jnp.int32)])
+    vcs.append(vc)
+    offs.append(off)
+  return S.Encoding(m.astype(jnp.int32), ops, ops >= 0, jnp.stack(vcs), jnp.stack(offs))
+
+
+# ------------------------------------------------------------------------- network
+
+
+def _he(key, shape, dtype=jnp.float32):
+  """He fan-out normal for HWIO kernels: N(0, 2 / (k^2 C_out))."""
+  return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / (shape[0] * shape[1] * shape[-1]))
+
+
+class _ConvBN(nn.Module):
+  """Parameters of one (or a stack of) conv-BN-ReLU layers: ``<name>_conv/kernel`` and
+  ``<name>_bn/{scale,bias}``, initialised by the given functions."""
+  kernel_init: callable
+  shape: tuple
+  features_shape: tuple
+  scale_init: callable = nn.initializers.ones
+
+  @nn.compact
+  def __call__(self):
+    return (_Param(self.kernel_init, self.shape, "kernel", name="conv")(),
+            _BN(self.features_shape, self.scale_init, name="bn")())
+
+
+class _Param(nn.Module):
+  init_fn: callable
+  shape: tuple
+  pname: str
+
+  @nn.compact
+  def __call__(self):
+    return self.param(self.pname, self.init_fn, self.shape)
+
+
+class _BN(nn.Module):
+  shape: tuple
+  scale_init: callable
+
+  @nn.compact
+  def __call__(self):
+    return (self.param("scale", self.scale_init, self.shape),
+            self.param("bias", nn.initializers.zeros, self.shape))
+
+
+class NB101Model(nn.Module):
+  """The NB101 network for any architecture: ``__call__(x, arch)``, arch ``int32 (56,)``."""
+  stem_channels: int = 128
+  num_stacks: int = 3
+  modules_per_stack: int = 3
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x, arch):
+    widths = stack_widths(self.stem_channels, self.num_stacks)
+    enc = traced_encoding(arch, widths)
+    c0 = self.stem_channels
+    k, (s, b) = _ConvBN(_he, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
+    x = conv_bn_relu(x, k, s, b)
+    c_prev = c0
+    for st, c in enumerate(widths):
+      if st:
+        x = max_pool(x, 2, 2)
+      for j in range(self.modules_per_stack):
+        c_in = c_prev if j == 0 else c
+        factors = cell_masks(enc, st, c_in, c)
+        w = {}
+        for op, n, ks, ci in (("proj", _N - 1, 1, c_in), ("conv1x1", _N - 2, 1, c),
+                              ("conv3x3", _N - 2, 3, c)):
+          sigma, om, im = factors[op]
+
+          def kinit(key, shape, dtype=jnp.float32, sigma=sigma, om=om, im=im):
+            mask = im[:, None, None, :, None] & om[:, None, None, None, :]
+            return jnp.where(mask, jax.random.normal(key, shape, dtype)
+                             * sigma[:, None, None, None, None], 0).astype(dtype)
+
+          def sinit(key, shape, dtype=jnp.float32, om=om):
+            return om.astype(dtype)
+
+          kk, (sc, bi) = _ConvBN(kinit, (n, ks, ks, ci, c), (n, c), sinit,
+                                 name=f"cell_{st}_{j}_{op}")()
+          w[op] = (kk, sc, bi)
+        x = masked_cell(x, w, enc.matrix, enc.ops, enc.vc[st], enc.offsets[st], c)
+      c_prev = c
+    h = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+                    bias_init=nn.initializers.zeros, name="classifier")(h)
+
+
+def model(**config) -> NB101Model:
+  unknown_keys = sorted(set(config) - set(DEFAULTS))
+  if unknown_keys:
+    raise JaxnasInputError(f"unknown NB101 network option(s) {unknown_keys}; allowed: "
+                           f"{', '.join(DEFAULTS)}")
+  return NB101Model(**config)
+
+
+def active_mask(params, arch):
+  """Per-layer 0/1 masks: a cell layer counts when the spec has it (projection from the input
+  into a live vertex; a conv of that kind at a slot); stem, head: 1. Entries of a counted layer
+  that the spec lacks (channels beyond a vertex's width) are 0 in the variables and their
+  gradients, so per-layer masks suffice."""
+  enc = traced_encoding(arch, (1,))
+  a, ops = enc.matrix > 0, enc.ops
+  t = np.arange(1, _N)
+  on = {"proj": a[0, t], "conv1x1": ops[t[:-1]] == S.CONV1X1,
+        "conv3x3": ops[t[:-1]] == S.CONV3X3}
+
+  def leaf(path, x):
+    names = [str(getattr(k, "key", k)) for k in path]
+    for op, m in on.items():
+      if names[0].endswith("_" + op):
+        return m.astype(jnp.float32)
+    return jnp.float32(1.0)
+  return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+_ARGS = {fn: set(inspect.signature(fn).parameters) - {"spec"} for fn in (counts.params, counts.flops)}
+
+
+def _concrete(fn):
+  """``fn(spec, **config)`` of one or many encodings; traced encodings through a callback."""
+  def count(arch, **config):
+    cfg = {k: v for k, v in config.items() if k in _ARGS[fn]}
+
+    def host(a):
+      a = np.asarray(a)
+      flat = a.reshape(-1, ARCH_SHAPE[0])
+      return np.array([fn(to_spec(r), **cfg) for r in flat], np.float64).reshape(a.shape[:-1])
+
+    if isinstance(arch, jax.core.Tracer):
+      out = jax.ShapeDtypeStruct(arch.shape[:-1], jnp.float32)
+      return _compat.pure_callback(lambda a: host(a).astype(np.float32), out, arch)
+    return host(arch)
+  return count
+
+
+def sample(key, n: int):
+  """``n`` valid NB101 architectures, uniform over raw specs (nasbench's random spec: each
+  upper-triangular edge with probability 1/2, interior ops uniform), rejected until valid."""
+  rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+  out = []
+  while len(out) < n:
+    m = np.triu(rng.integers(0, 2, (_N, _N)), 1)
+    ops = ["input"] + [S.INTERIOR_OPS[i] for i in rng.integers(0, 3, _N - 2)] + ["output"]
+    spec = S.parse(m, ops)
+    if S.is_valid(spec):
+      out.append(from_spec(spec))
+  return np.stack(out)
+
+
+SPACE = SearchSpace(
+    name="nb101",
+    arch_shape=ARCH_SHAPE,
+    num_archs=None,
+    model=model,
+    encode=encode,
+    decode=decode,
+    sample=sample,
+    active_mask=active_mask,
+    count_params=_concrete(counts.params),
+    count_flops=_concrete(counts.flops),
+)

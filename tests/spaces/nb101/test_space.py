@@ -1,0 +1,175 @@
+"""NB101 as a registered space: encoding, traced vertex widths, counts, the model against the
+discrete network, proxies through the engine."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas import engine
+from jaxnas.errors import JaxnasInputError
+from jaxnas.proxies import get_proxy, supported_proxies
+from jaxnas.spaces import get_space, list_spaces
+from jaxnas.spaces.nb101 import counts as K
+from jaxnas.spaces.nb101 import net as N
+from jaxnas.spaces.nb101 import space as SP
+from jaxnas.spaces.nb101 import spec as S
+from tests.conftest import tiny_batch_of
+from tests.spaces.nb101.common import INCEPTION, TRIVIAL, csv_rows, csv_spec
+
+CFG = dict(stem_channels=8, num_stacks=2, modules_per_stack=1)
+SPACE = get_space("nb101") if "nb101" in list_spaces() else None
+
+
+def test_registered():
+  assert SPACE is not None and SPACE.arch_shape == (56,) and SPACE.num_archs is None
+
+
+@pytest.mark.parametrize("spec", [INCEPTION, TRIVIAL])
+def test_encoding_round_trips(spec):
+  a = SPACE.encode(spec)
+  assert a.shape == (56,) and a.dtype == np.int32
+  s = SPACE.decode(a)
+  assert np.array_equal(SPACE.encode(s), a)
+  assert np.array_equal(SPACE.encode((spec.matrix, list(spec.ops))), a)
+  assert SP.to_spec(a) == S.prune(spec)
+
+
+def test_bad_encodings_name_the_value():
+  with pytest.raises(JaxnasInputError, match="not 'matrix digits"):
+    SPACE.encode("0110")
+  with pytest.raises(JaxnasInputError, match="input does not reach the output"):
+    SPACE.encode(([[0, 0], [0, 0]], ["input", "output"]))
+  a = SPACE.encode(TRIVIAL).copy()
+  a[49 + 3] = 4     # an op on a dead slot: not the canonical (pruned) encoding
+  with pytest.raises(JaxnasInputError, match="not canonical|no input/output"):
+    SPACE.encode(a)
+
+
+def test_traced_widths_equal_nasbench_on_all_csv_rows_and_samples():
+  archs = [SPACE.encode((r["matrix"], r["ops"])) for r in csv_rows()]
+  archs += list(SPACE.sample(jax.random.key(0), 40))
+  fn = jax.jit(jax.vmap(lambda a: SP.traced_encoding(a, (128, 256, 512))))
+  got = fn(jnp.asarray(np.stack(archs)))
+  for i, a in enumerate(archs):
+    want = S.encode(SP.to_spec(a), (128, 256, 512))
+    for f in ("matrix", "ops", "vc", "offsets"):
+      np.testing.assert_array_equal(np.asarray(getattr(got, f))[i], getattr(want, f), err_msg=f)
+
+
+def test_counts_equal_the_reference_columns_eagerly_and_traced():
+  rows = csv_rows()
+  archs = np.stack([SPACE.encode((r["matrix"], r["ops"])) for r in rows])
+  want = np.array([float(r["naslib_params"]) * 1e6 for r in rows])
+  np.testing.assert_allclose(SPACE.count_params(archs), want, rtol=0, atol=0.5)
+  traced = jax.jit(jax.vmap(lambda a: SPACE.count_params(a)))(archs[:5])
+  np.testing.assert_allclose(traced, want[:5], rtol=1e-6)
+  f = SPACE.count_flops(archs[:3])
+  np.testing.assert_allclose(f / 1e6, [float(r["naslib_flops"]) for r in rows[:3]], rtol=1e-6)
+
+
+def _to_masked_layout(params):
+  """This space's parameter tree -> :class:`.net.NB101MaskedNet`'s (for ``discrete_params``)."""
+  out = {"stem": {"kernel": params["stem"]["conv"]["kernel"],
+                  "scale": params["stem"]["bn"]["scale"], "bias": params["stem"]["bn"]["bias"]},
+         "head": {"dense": dict(params["classifier"])}}
+  for name, p in params.items():
+    if name.startswith("cell_"):
+      cell, op = name.rsplit("_", 1)
+      d = out.setdefault(cell, {})
+      d[f"{op}_kernel"] = p["conv"]["kernel"]
+      d[f"{op}_scale"], d[f"{op}_bias"] = p["bn"]["scale"], p["bn"]["bias"]
+  return out
+
+
+@pytest.mark.parametrize("row", [0, 1, 33])
+def test_model_equals_the_discrete_network_with_its_weights(row):
+  """Logits and loss gradients of the space's network equal the discrete NB101 network's built
+  independently from the same weights; initialised entries outside the spec are exactly 0."""
+  spec = csv_spec(row)
+  a = SPACE.encode(spec)
+  x = tiny_batch_of(4).x
+  m = SPACE.model(**CFG)
+  v = m.init(jax.random.key(row), x, a)
+  dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+  disc = N.NB101Net(spec, num_classes=10, **CFG)
+  np.testing.assert_allclose(m.apply(v, x, a), disc.apply({"params": dp}, x), rtol=1e-4,
+                             atol=1e-5)
+  nz = sum(int(np.count_nonzero(l)) for l in jax.tree_util.tree_leaves(v["params"]))
+  nz_disc = sum(int(np.count_nonzero(l)) for l in jax.tree_util.tree_leaves(dp))
+  assert nz == nz_disc   # nothing outside the discrete network's layers is nonzero
+  assert sum(int(l.size) for l in jax.tree_util.tree_leaves(dp)) == K.params(spec, **CFG)
+
+
+def test_grad_norm_through_the_engine_equals_the_discrete_network():
+  """The engine's grad_norm on NB101 = sum of per-layer gradient norms of the discrete network
+  (independent build and parameter layout), same weights and batch."""
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 2, 5)])
+  batch = tiny_batch_of(8)
+  got = engine.score(SPACE, archs, ["grad_norm"], batch, config=CFG, chunk_size=3,
+                     mode="map")["grad_norm"]
+  key = jax.random.key(0)
+  for i, a in enumerate(archs):
+    spec = SP.to_spec(a)
+    v = SPACE.model(**CFG).init(jax.random.split(jax.random.fold_in(key, i))[0], batch.x, a)
+    disc = N.NB101Net(spec, num_classes=10, **CFG)
+    dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+
+    def loss(p):
+      logits = disc.apply({"params": p}, batch.x)
+      return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), batch.y[:, None], 1))
+    g = jax.grad(loss)(dp)
+    want = sum(float(jnp.linalg.norm(leaf)) for path, leaf in
+               jax.tree_util.tree_leaves_with_path(g) if "kernel" in jax.tree_util.keystr(path))
+    np.testing.assert_allclose(got[i], want, rtol=2e-4)
+
+
+def test_supported_proxies_run_finite_and_chunking_independent():
+  ok = supported_proxies(SPACE)
+  assert {"params", "flops", "synflow", "grad_norm", "snip", "jacob_cov", "l2_norm"} <= set(ok)
+  assert "nwot" not in ok and "epsilon" not in ok   # no ReLU probe, no 'bn' option (yet)
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 3)])
+  batch = tiny_batch_of(8)
+  for name in ("params", "synflow", "snip", "jacob_cov"):
+    a = engine.score(SPACE, archs, [name], batch, config=CFG, chunk_size=2, mode="map")[name]
+    b = engine.score(SPACE, archs, [name], batch, config=CFG, chunk_size=1, mode="map")[name]
+    assert np.all(np.isfinite(a)), name
+    np.testing.assert_allclose(a, b, rtol=1e-5, err_msg=name)
+  p = engine.score(SPACE, archs, ["params"], batch, config=CFG)["params"]
+  np.testing.assert_allclose(p * 1e6, [K.params(SP.to_spec(x), **CFG) for x in archs], rtol=1e-6)
+  with pytest.raises(JaxnasInputError, match="'nwot' needs 'relu_probe'.*'nb101'"):
+    engine.score(SPACE, archs, ["nwot"], batch, config=CFG)
+  assert get_proxy("synflow").needs <= SPACE.capabilities()
+
+
+def test_nb101_truth_and_cli_round_trip(tmp_path, capsys):
+  """``--archs-file`` takes the shared CSV (matrix, ops columns); ``index`` is the row;
+  ``correlate --truth nb101_val`` looks each row's cell up (rows sharing a cell: their mean)."""
+  import csv
+  from jaxnas import benchmarks, cli
+  rows = csv_rows()
+  vals = np.array([float(r["val_accuracy"]) for r in rows])
+  strs = benchmarks.nb101.arch_strs()
+  got = benchmarks.nb101.accuracy_of(strs)
+  for i in range(len(rows)):
+    same = [j for j in range(len(rows)) if strs[j] == strs[i]]
+    assert got[i] == pytest.approx(vals[same].mean())
+  src = tmp_path / "nb101.csv"
+  with open(src, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["matrix", "ops", "val_accuracy"])
+    for r in rows[:6]:
+      w.writerow([r["matrix"], r["ops"], r["val_accuracy"]])
+  out = tmp_path / "s.csv"
+  assert cli.main(["score", "--space", "nb101", "--archs-file", str(src), "--proxies", "params",
+                   "--config", "stem_channels=8,num_stacks=2,modules_per_stack=1", "--out",
+                   str(out), "--no-progress"]) == 0
+  with open(out, newline="") as f:
+    scored = list(csv.DictReader(f))
+  assert [int(r["index"]) for r in scored] == list(range(6))
+  assert [r["arch_str"] for r in scored] == strs[:6]
+  capsys.readouterr()
+  assert cli.main(["correlate", "--scores", str(out), "--truth", "nb101_val"]) == 0
+  want = benchmarks.spearman(np.array([float(r["score"]) for r in scored]), got[:6])
+  line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("params")][0]
+  assert f"{want:.3f}" in line
