@@ -1,13 +1,15 @@
 """Search spaces: architecture encodings and the Flax networks they denote.
 
-A space is a :class:`SearchSpace` built in its own module and registered here by name. To add one,
-write ``jaxnas/spaces/<name>.py`` exporting ``SPACE = SearchSpace(...)`` and add its name to
-``_MODULES`` below.
+A space is a :class:`SearchSpace` built in its own subpackage: ``jaxnas/spaces/<name>/space.py``
+exporting ``SPACE = SearchSpace(name='<name>', ...)`` is found by its folder (no list to edit;
+``nb101`` is the model). The two older spaces are flat modules named in ``_MODULES``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 
 import jax
 
@@ -15,28 +17,36 @@ from jaxnas.errors import unknown
 from jaxnas.spaces.base import Network, SearchSpace
 from jaxnas.spaces.params import kind_of, kinds, select
 
-# name -> module path; modules are imported on first use.
+# name -> module path of the flat (older) spaces; modules are imported on first use.
 _MODULES = {
     "nb201": "jaxnas.spaces.nb201",
     "darts": "jaxnas.spaces.darts",
-    "nb101": "jaxnas.spaces.nb101.space",
 }
+
+
+def _modules() -> dict:
+  """Every space's module path: :data:`_MODULES` and each subpackage holding a ``space`` module."""
+  out = dict(_MODULES)
+  for info in pkgutil.iter_modules(__path__):
+    if info.ispkg and importlib.util.find_spec(f"{__name__}.{info.name}.space") is not None:
+      out.setdefault(info.name, f"{__name__}.{info.name}.space")
+  return out
 
 
 def list_spaces() -> list[str]:
   """Names of the registered search spaces whose module is present."""
-  out = []
-  for name, mod in _MODULES.items():
-    if importlib.util.find_spec(mod) is not None:
-      out.append(name)
-  return out
+  return [name for name, mod in _modules().items() if importlib.util.find_spec(mod) is not None]
 
 
 def get_space(name: str) -> SearchSpace:
   """The registered :class:`SearchSpace` called ``name`` (e.g. ``'nb201'``)."""
-  if name not in list_spaces():
+  mods = _modules()
+  if name not in mods or importlib.util.find_spec(mods[name]) is None:
     raise unknown("search space", name, list_spaces())
-  return importlib.import_module(_MODULES[name]).SPACE
+  space = importlib.import_module(mods[name]).SPACE
+  if space.name != name:
+    raise ValueError(f"{mods[name]}.SPACE is named {space.name!r}; its folder says {name!r}")
+  return space
 
 
 def network(space: str | SearchSpace, arch, **config) -> Network:
