@@ -22,9 +22,10 @@ import jax
 import numpy as np
 
 from jaxnas import data, engine, spaces
-from jaxnas.proxies import expand, supported_proxies
+from jaxnas.proxies import is_pooled, supported_proxies
 
-TINY = {"nb201": dict(C=4, N=1), "darts": dict(C=4, L=3)}
+TINY = {"nb201": dict(C=4, N=1), "darts": dict(C=4, L=3),
+        "nb101": dict(stem_channels=8, num_stacks=2, modules_per_stack=1)}
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "space_contract.json")
 
 
@@ -52,7 +53,7 @@ def main(argv=None):
   doc = {}
   for s in args.spaces.split(","):
     space = spaces.get_space(s)
-    names = [p for p in supported_proxies(space) if p in expand(supported_proxies(space))]
+    names = [p for p in supported_proxies(space) if not is_pooled(p)]   # pooled: components
     if args.proxies:
       names = [p for p in args.proxies.split(",") if p in names]
     doc[s] = {}
