@@ -94,3 +94,23 @@ def test_score_and_correlate_darts_against_nb301(tmp_path, capsys):
   assert cli.main(["correlate", "--scores", str(out),
                    "--truth", "nb301_val,cifar10_test200"]) == 2
   assert "mixes spaces" in capsys.readouterr().err
+
+
+def test_each_space_owns_its_truth_metrics():
+  """``benchmarks.truths()`` is what the spaces declare; ``truth`` looks up through the space."""
+  from jaxnas import benchmarks
+  from jaxnas.spaces import get_space, list_spaces
+  owners = benchmarks.truths()
+  assert owners == benchmarks.TRUTHS
+  assert {owners[m] for m in ("cifar10_test200", "nb301_val", "nb101_val")} == {
+      "nb201", "darts", "nb101"}
+  for name in list_spaces():
+    sp = get_space(name)
+    assert all(owners[m] == name for m in sp.metrics)
+    assert ("benchmark" in sp.capabilities()) == (sp.accuracy is not None)
+  nb = get_space("nb201")
+  idx = np.array([0, 9930, 15624])
+  np.testing.assert_array_equal(benchmarks.truth("cifar100_test200", idx),
+                                benchmarks.accuracy(idx, "cifar100_test200"))
+  np.testing.assert_array_equal(nb.accuracy(nb.from_index(idx), "cifar10_test200"),
+                                benchmarks.accuracy(idx, "cifar10_test200"))

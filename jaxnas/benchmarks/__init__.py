@@ -5,26 +5,38 @@ from jaxnas.benchmarks.metrics import (kendall, pearson, rank_report, spearman, 
 from jaxnas.benchmarks import nb101, nb301
 from jaxnas.benchmarks.nb201 import METRICS, accuracy, lookup, table
 
-#: Every ground-truth metric, by the space it measures: NB201's by benchmark index, the DARTS
-#: space's (NAS-Bench-301 surrogate) by architecture encoding.
-TRUTHS = {**{m: "nb201" for m in METRICS}, **{m: nb301.SPACE for m in nb301.METRICS},
-          **{m: nb101.SPACE for m in nb101.METRICS}}
-_BY_ARCH = {nb301.SPACE: nb301, nb101.SPACE: nb101}
+
+def truths() -> dict:
+  """Every ground-truth metric, by the name of the space it measures: each space declares its
+  benchmark's ``metrics`` and looks them up (``SearchSpace.accuracy``)."""
+  from jaxnas.spaces import get_space, list_spaces
+  return {m: name for name in list_spaces() for m in get_space(name).metrics}
+
+
+def __getattr__(name):  # TRUTHS is computed from the registered spaces on first use
+  if name == "TRUTHS":
+    return truths()
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def truth(metric: str, indices, arch_strs=None):
-  """Ground truth ``metric`` of architectures given by benchmark ``indices`` (NB201) or by
-  ``arch_strs`` (spaces without a global index); NaN where the benchmark has no value."""
+  """Ground truth ``metric`` of architectures given by benchmark ``indices`` (enumerable spaces:
+  NB201) or by ``arch_strs`` (spaces without a global index); NaN where the benchmark has no
+  value."""
   import numpy as np
   from jaxnas.errors import JaxnasInputError, unknown
-  if metric not in TRUTHS:
-    raise unknown("truth metric", metric, sorted(TRUTHS))
-  if TRUTHS[metric] == "nb201":
-    return accuracy(indices, metric)
+  from jaxnas.spaces import get_space
+  owners = truths()
+  if metric not in owners:
+    raise unknown("truth metric", metric, sorted(owners))
+  space = get_space(owners[metric])
+  if indices is not None and space.from_index is not None:
+    return np.asarray(space.accuracy(space.from_index(np.asarray(indices)), metric), np.float64)
   if arch_strs is None:
     raise JaxnasInputError(f"truth {metric!r} is looked up by architecture; give arch_strs")
-  return np.asarray(_BY_ARCH[TRUTHS[metric]].accuracy_of(arch_strs, metric), np.float64)
+  return np.asarray(space.accuracy(np.stack([space.encode(a) for a in arch_strs]), metric),
+                    np.float64)
 
 
-__all__ = ["METRICS", "TRUTHS", "truth", "nb101", "nb301", "accuracy", "lookup", "table", "spearman",
+__all__ = ["METRICS", "TRUTHS", "truth", "truths", "nb101", "nb301", "accuracy", "lookup", "table", "spearman",
            "pearson", "kendall", "top_k_overlap", "top_k_precision", "rank_report"]

@@ -25,15 +25,16 @@ def run(args) -> int:
   """Runs ``jaxnas correlate`` (prints the correlation table); returns the exit code."""
   from jaxnas import benchmarks
   truths = _io.split(args.truth)
-  allowed = ", ".join(benchmarks.TRUTHS)
+  owners = benchmarks.truths()
+  allowed = ", ".join(owners)
   if not truths:
     raise JaxnasInputError(f"--truth is empty; allowed: {allowed}")
   for t in truths:
     if truths.count(t) > 1:
       raise JaxnasInputError(f"--truth names {t!r} twice; give each metric once")
-    if t not in benchmarks.TRUTHS:
+    if t not in owners:
       raise JaxnasInputError(f"unknown truth metric {t!r}; allowed: {allowed}")
-  if len({benchmarks.TRUTHS[t] for t in truths}) > 1:
+  if len({owners[t] for t in truths}) > 1:
     raise JaxnasInputError(f"--truth mixes spaces ({', '.join(truths)}); give metrics of one "
                            "space")
   if args.plot:

@@ -13,6 +13,8 @@ method's options and defaults.
 
 import json
 
+import numpy as np
+
 from jaxnas.commands import _io
 from jaxnas.errors import JaxnasInputError
 
@@ -25,7 +27,8 @@ HELP = "run a search method (see `jaxnas list`: nasi, freedarts, hnas, cascade, 
 
 def add_arguments(s):
   """Adds the ``jaxnas search`` options to the subparser ``s``."""
-  s.add_argument("--space", default="nb201", help="nb201 or darts")
+  s.add_argument("--space", default="nb201", help="a search space (`jaxnas list`: nb201, darts, "
+                 "nb101); the method must support it")
   s.add_argument("--method", required=True, help="search method; see `jaxnas list`")
   s.add_argument("--seed", type=int, default=0)
   s.add_argument("--proxy", default=None, help="proxy guiding random / rea (e.g. epsilon); cascade takes --set stages=...")
@@ -89,9 +92,7 @@ def run(args) -> int:
       print(f"{k:<16} {json.dumps(v)}")
     return 0
   space = get_space(args.space)
-  if space.name not in method.spaces:
-    raise JaxnasInputError(f"search method {method.name!r} does not support space "
-                           f"{space.name!r}; allowed: {', '.join(method.spaces)}")
+  search.check_supported(method, space)
   options = parse_sets(args.set)
   if args.proxy is not None:
     if "proxy" not in dict(method.defaults):
@@ -105,17 +106,16 @@ def run(args) -> int:
   _io.check_seed(args.seed)
   _io.check_new_output(args.out, args.overwrite)
   res = search.search(method.name, space, seed=args.seed, **options)
-  doc = search.write_json(res, args.out) if args.out else search.to_json(res)
+  if args.out:
+    search.write_json(res, args.out)
   print(f"{method.name} on {space.name} (seed {args.seed}): {res.seconds:.1f} s")
-  if space.name == "nb201":
-    from jaxnas import benchmarks
-    print(f"  arch  {doc['arch_str']}  (index {doc['index']}, {doc['params_M']:.3f} M params)")
-    print(f"  benchmark accuracy (not seen by the search): cifar10_test200 "
-          f"{benchmarks.accuracy(doc['index'], 'cifar10_test200'):.2f}, cifar100_test200 "
-          f"{benchmarks.accuracy(doc['index'], 'cifar100_test200'):.2f}")
-  else:
-    print(f"  genotype {json.dumps(doc['genotype'])}")
-    print(f"  params_M {doc['params_M']:.3f} (evaluation network C=36, 20 cells)")
+  for k, v in space.describe_arch(res.arch).items():
+    print(f"  {k:<8} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+  if space.accuracy is not None:
+    acc = {m: float(space.accuracy(res.arch[None], m)[0]) for m in space.metrics[:2]}
+    print("  benchmark accuracy (not seen by the search): " + ", ".join(
+        f"{m} {v:.2f}" if np.isfinite(v) else f"{m} (not in the benchmark)"
+        for m, v in acc.items()))
   if args.out:
     print(f"result -> {args.out}")
   return 0

@@ -34,13 +34,26 @@ class Method(NamedTuple):
   Attributes:
     name: registry (and CLI) name.
     fn: ``fn(space, key, config) -> SearchResult``; ``config`` holds every option, resolved.
-    spaces: names of the search spaces it supports.
+    requires: what it needs from a search space, as names of
+      :meth:`jaxnas.spaces.SearchSpace.capabilities` (``'supernet'``, ``'enumerable'``,
+      ``'mutate'``, ``'benchmark'``, module fields such as ``'relu_probe'``); a space lacking
+      one is refused by :func:`search` with the missing names.
     defaults: ``((option, default), ...)`` sorted by option name.
   """
   name: str
   fn: Callable
-  spaces: tuple
+  requires: tuple = ()
   defaults: tuple = ()
+
+  def missing(self, space) -> list:
+    """The capabilities this method needs that ``space`` lacks (sorted; empty: supported)."""
+    return sorted(set(self.requires) - space.capabilities())
+
+  @property
+  def spaces(self) -> tuple:
+    """Names of the registered spaces that have everything this method requires."""
+    from jaxnas.spaces import get_space, list_spaces
+    return tuple(n for n in list_spaces() if not self.missing(get_space(n)))
 
   @property
   def doc(self) -> str:
@@ -58,15 +71,27 @@ _SKIP = {"result", "gp"}
 _loaded = False
 
 
-def register_method(name: str, *, spaces=("nb201",), defaults=None):
-  """Decorator registering ``fn(space, key, config)`` under ``name`` (names are unique)."""
+def register_method(name: str, *, requires=(), defaults=None):
+  """Decorator registering ``fn(space, key, config)`` under ``name`` (names are unique);
+  ``requires``: the space capabilities it needs (:attr:`Method.requires`)."""
   def deco(fn):
     if name in _REGISTRY:
       raise ValueError(f"search method {name!r} is already registered "
                        f"(by {_REGISTRY[name].fn.__module__})")
-    _REGISTRY[name] = Method(name, fn, tuple(spaces), tuple(sorted((defaults or {}).items())))
+    _REGISTRY[name] = Method(name, fn, tuple(requires), tuple(sorted((defaults or {}).items())))
     return fn
   return deco
+
+
+def check_supported(method: Method, space) -> None:
+  """Raises :class:`JaxnasInputError` naming the method, the space and what the space lacks,
+  with the spaces that have it, when ``method`` cannot run on ``space``."""
+  missing = method.missing(space)
+  if missing:
+    raise JaxnasInputError(
+        f"search method {method.name!r} does not support space {space.name!r}: it needs "
+        f"{', '.join(missing)}, which {space.name!r} lacks; spaces that have it: "
+        f"{', '.join(method.spaces) or '(none)'}")
 
 
 def load_all() -> None:
@@ -145,14 +170,12 @@ def search(method: str, space, seed: int = 0, **options) -> SearchResult:
   from jaxnas.spaces import get_space
   m = get_method(method)
   sp = get_space(space) if isinstance(space, str) else space
-  if sp.name not in m.spaces:
-    raise JaxnasInputError(f"search method {method!r} does not support space {sp.name!r}; "
-                           f"allowed: {', '.join(m.spaces)}")
+  check_supported(m, sp)
   if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
     raise JaxnasInputError(f"seed must be a non-negative integer, got {seed!r}")
   res = m.fn(sp, jax.random.key(seed), resolve_options(m, options))
   return res._replace(seed=seed)
 
 
-__all__ = ["Method", "SearchResult", "get_method", "list_methods", "register_method",
+__all__ = ["Method", "SearchResult", "check_supported", "get_method", "list_methods", "register_method",
            "resolve_options", "search", "to_json", "write_json"]

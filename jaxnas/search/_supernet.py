@@ -17,28 +17,23 @@ import numpy as np
 from jaxnas import data
 from jaxnas.errors import JaxnasInputError
 
-#: The papers' search supernets: NB201 is the benchmark network (C=16, N=5) with cell BN without
-#: affine parameters (FreeDARTS' NB201 supernet); DARTS' search network has C=16, 8 cells, cell BN
-#: without affine parameters and BN after pooling. BN in train mode (batch statistics).
-SEARCH_CONFIG = {"nb201": dict(C=16, N=5, cell_bn_affine=False, bn="batch"),
-                 "darts": dict(C=16, L=8, affine=False, bn="batch")}
 #: Index of the ``none`` operation (first in both NB201 and DARTS).
 NONE = 0
 
 
 def check_space(space, method: str):
-  """Raises :class:`JaxnasInputError` (naming ``method``) unless ``space`` has a supernet, i.e. an
-  ``alpha_shape`` and a ``discretize``.
-  """
-  if space.alpha_shape is None or space.discretize is None:
-    raise JaxnasInputError(f"search method {method!r} needs a supernet; space {space.name!r} "
-                           "has no alpha_shape / discretize")
+  """Raises :class:`JaxnasInputError` naming ``method``, ``space`` and what it lacks unless
+  ``space`` has everything the registered method requires (a method called directly, not through
+  :func:`jaxnas.search.search`)."""
+  from jaxnas.search import check_supported, get_method
+  check_supported(get_method(method), space)
 
 
-def module(space, *overrides):
-  """The space's search supernet (:data:`SEARCH_CONFIG`) updated with each dict of ``overrides``
-  in turn (a method's defaults, then the user's)."""
-  cfg = dict(SEARCH_CONFIG.get(space.name, {}))
+def module(space, *overrides, which: str = "search"):
+  """The space's search supernet (``space.supernet_config(which)``: ``'search'``, the papers';
+  ``'small'``, for NTK-based searches) updated with each dict of ``overrides`` in turn (a
+  method's defaults, then the user's)."""
+  cfg = space.supernet_config(which)
   for o in overrides:
     cfg.update(o or {})
   return space.model(**cfg)

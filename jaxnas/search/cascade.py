@@ -35,7 +35,6 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxnas import benchmarks
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.proxies import is_pooled, list_pooled, list_proxies
 from jaxnas.search import register_method
@@ -106,7 +105,7 @@ def _candidates(space, key, n: int) -> np.ndarray:
   return SM._draw(space, key, n)
 
 
-@register_method("cascade", spaces=("nb201",), defaults=DEFAULTS)
+@register_method("cascade", defaults=DEFAULTS)
 def cascade(space, key, config):
   """Cascade: score candidates with proxies cheapest first, each stage keeping its best few.
 
@@ -122,8 +121,10 @@ def cascade(space, key, config):
   q = config["queries"]
   if q < 0:
     raise JaxnasInputError(f"option 'queries' must be 0 or positive, got {q}")
-  if q and config["observed"] not in benchmarks.METRICS:
-    raise unknown("benchmark metric", config["observed"], benchmarks.METRICS)
+  if q and space.accuracy is None:
+    raise JaxnasInputError(f"queries={q} looks up a benchmark; space {space.name!r} has none")
+  if q and config["observed"] not in space.metrics:
+    raise unknown(f"{space.name} benchmark metric", config["observed"], space.metrics)
   if q and stages[-1].keep < q:
     raise JaxnasInputError(f"queries={q} exceeds what the last stage keeps "
                            f"({stages[-1].keep}): raise its keep to at least {q}")
@@ -148,10 +149,15 @@ def cascade(space, key, config):
     archs = archs[kept]
   queried = []
   if q:
-    for a in archs[:q]:
-      idx = int(space.to_index(a))
-      queried.append(dict(index=idx, observed=float(benchmarks.accuracy(idx, config["observed"]))))
-    best = int(np.argmax([r["observed"] for r in queried]))
+    observed = space.accuracy(archs[:q], config["observed"])
+    for a, acc in zip(archs[:q], observed):
+      who = ({"index": int(space.to_index(a))} if space.to_index is not None
+             else {"arch": space.decode(a)})
+      queried.append(dict(who, observed=float(acc)))
+    if not np.isfinite(observed).any():
+      raise JaxnasInputError(f"none of the {len(observed)} queried architectures is in the "
+                             f"{space.name} benchmark ({config['observed']})")
+    best = int(np.nanargmax(observed))
     arch = archs[best]
     trace.append(dict(stage="queries", observed_metric=config["observed"], queried=queried))
   else:

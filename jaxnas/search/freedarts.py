@@ -134,7 +134,7 @@ def run(space, key, config, name: str):
   return finish(name, space, arch, t0, trace, config, scores=scores.tolist())
 
 
-@register_method("freedarts", spaces=("nb201", "darts"), defaults=DEFAULTS)
+@register_method("freedarts", requires=("supernet",), defaults=DEFAULTS)
 def freedarts(space, key, config):
   """FreeDARTS: one-shot |alpha dR/dalpha| (SynFlow on alpha; snip/grasp criteria) at init.
 
@@ -146,7 +146,7 @@ def freedarts(space, key, config):
   return run(space, key, config, "freedarts")
 
 
-@register_method("freenas", spaces=("nb201", "darts"),
+@register_method("freenas", requires=("supernet",),
                  defaults={**DEFAULTS, "schedule": "iterative"})
 def freenas(space, key, config):
   """FreeNAS: FreeFlow scores with iterative pruning (one op per edge per round) and re-scoring.

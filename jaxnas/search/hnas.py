@@ -39,7 +39,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas import benchmarks
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.proxies import get_proxy
 from jaxnas.search import _supernet as S
@@ -134,7 +133,7 @@ class Metrics:
     return np.array([self.cache[int(i)] for i in indices], np.float64)
 
 
-@register_method("hnas", spaces=("nb201",), defaults=DEFAULTS)
+@register_method("hnas", requires=("enumerable", "benchmark"), defaults=DEFAULTS)
 def hnas(space, key, config):
   """HNAS: BO over (T, c) of F = 10^c|M^2-(sT)^2| + kappa/M, observing 12-epoch accuracy.
 
@@ -146,8 +145,8 @@ def hnas(space, key, config):
   t0 = time.perf_counter()
   if config["acquisition"] not in ACQUISITIONS:
     raise unknown("HNAS acquisition", config["acquisition"], ACQUISITIONS)
-  if config["observed"] not in benchmarks.METRICS:
-    raise unknown("benchmark metric", config["observed"], benchmarks.METRICS)
+  if config["observed"] not in space.metrics:
+    raise unknown(f"{space.name} benchmark metric", config["observed"], space.metrics)
   if config["queries"] < 1 or config["pool"] < 1:
     raise JaxnasInputError(f"HNAS needs queries >= 1 and pool >= 1, got {config['queries']} and "
                            f"{config['pool']}")
@@ -179,7 +178,7 @@ def hnas(space, key, config):
     f = objective(mk[:, 0], mk[:, 1], T, c, config["scale"])
     f = np.where(np.isnan(f), np.inf, f)
     best = int(cand[int(np.argmin(f))])
-    acc = float(benchmarks.accuracy(best, config["observed"]))
+    acc = float(space.accuracy(space.from_index(np.asarray([best])), config["observed"])[0])
     queried.append(best)
     xs.append([T, c])
     ys.append(acc)

@@ -55,8 +55,6 @@ LABELS = ("true", "random")
 DEFAULTS = dict(steps=20, batch_size=32, mu=2.0, nu=500.0, nu_mode="adaptive", tau=1.0,
                 hard=True, xi=1.0, dataset="cifar10-bundled", labels="true", supernet={},
                 resolution=32, exclude_none=False)
-#: Reduced search supernets (cost on this CPU); override with ``supernet={...}``.
-SUPERNET = {"nb201": dict(C=8, N=1), "darts": dict(C=8, L=5)}
 
 
 def gumbel_softmax(alpha, g, tau: float, hard: bool):
@@ -100,7 +98,7 @@ def objective_slope(theta: float, mu: float, nu: float) -> float:
   return 1.0 - mu if theta > nu else 1.0
 
 
-@register_method("nasi", spaces=("nb201", "darts"), defaults=DEFAULTS)
+@register_method("nasi", requires=("supernet",), defaults=DEFAULTS)
 def nasi(space, key, config):
   """NASI: one-step Gumbel-softmax ascent of the penalised NTK-trace objective (Algorithm 1).
 
@@ -120,7 +118,7 @@ def nasi(space, key, config):
   if config["tau"] <= 0:
     raise JaxnasInputError(f"NASI option 'tau' must be positive, got {config['tau']}")
   k_init, k_loop = jax.random.split(key)
-  mod = S.module(space, SUPERNET.get(space.name), config["supernet"])
+  mod = S.module(space, config["supernet"], which="small")
   alpha0 = jnp.zeros(space.alpha_shape, jnp.float32)
   res, b = config["resolution"], config["batch_size"]
   step = _step_fn(mod, config["tau"], config["hard"])

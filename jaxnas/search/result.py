@@ -3,12 +3,14 @@
 JSON schema (``to_json``): ``method``, ``space``, ``seed``, ``arch`` (op indices), ``seconds``
 (wall time of the search, compilation included), ``queries`` (how many benchmark accuracies the
 search looked at: 0 for a training-free method), ``config`` (every option), ``trace`` (a list of
-per-step records), ``extra``; plus, by space:
+per-step records), ``extra``; plus the fields the space describes its architectures by
+(``SearchSpace.describe``), e.g.:
 
 * NB201: ``arch_str`` (the benchmark string), ``index`` (benchmark index), ``params_M`` of the
   benchmark network (C=16, N=5).
 * DARTS: ``genotype`` (``{"normal": [[op, input], ...8], "normal_concat": [...], "reduce": [...],
   "reduce_concat": [...]}``) and ``params_M`` of the evaluation network (C=36, 20 cells).
+* NB101: ``arch_str`` (``matrix|ops``), ``hash`` (the NB101 graph hash), ``params_M``.
 
 Non-finite floats (a proxy's NaN in a trace) are written as ``null``: JSON has no NaN.
 """
@@ -94,14 +96,7 @@ def to_json(result: SearchResult) -> dict:
   space = get_space(result.space)
   out = {"method": result.method, "space": result.space, "seed": result.seed,
          "arch": np.asarray(result.arch).tolist()}
-  decoded = space.decode(result.arch)
-  if result.space == "nb201":
-    out["arch_str"] = decoded
-    out["index"] = int(space.to_index(result.arch))
-    out["params_M"] = float(space.count_params(np.asarray(result.arch))) / 1e6
-  else:
-    out["genotype"] = json.loads(decoded) if isinstance(decoded, str) else decoded
-    out["params_M"] = float(space.count_params(np.asarray(result.arch), C=36, L=20)) / 1e6
+  out.update(space.describe_arch(np.asarray(result.arch)))
   out.update(seconds=float(result.seconds), queries=int(result.queries), config=result.config, trace=result.trace,
              extra=result.extra)
   return _jsonable(out)

@@ -172,7 +172,7 @@ def _check(options):
     raise JaxnasInputError(f"option 'n' must be a positive integer, got {options['n']}")
 
 
-@register_method("random", spaces=("nb201", "darts"), defaults=COMMON)
+@register_method("random", defaults=COMMON)
 def random_search(space, key, config):
   """Random search: the best of ``n`` uniformly drawn architectures by a proxy (e.g. epsilon).
 
@@ -197,7 +197,7 @@ def random_search(space, key, config):
                 n_nonfinite=int((~np.isfinite(scores)).sum()), scoring_seconds=scorer.seconds)
 
 
-@register_method("rea", spaces=("nb201", "darts"),
+@register_method("rea", requires=("mutate",),
                  defaults={**COMMON, "population": 64, "sample_size": 10})
 def rea(space, key, config):
   """Regularised evolution (aging) with a proxy as the fitness: mutate tournament winners.

@@ -110,7 +110,8 @@ def _indicators(space, ntk_mod, reg_mod, region_samples: int, ntk_chunk: int):
   return jax.jit(fn)
 
 
-@register_method("tenas", spaces=("nb201",), defaults=DEFAULTS)
+@register_method("tenas", requires=("supernet", "relu_probe", "cell_bn_affine", "N"),
+                 defaults=DEFAULTS)
 def tenas(space, key, config):
   """TE-NAS: prune supernet ops by the ranks of NTK-condition-number and linear-region changes.
 

@@ -12,7 +12,7 @@ configured, and one traced architecture) plus variables, a minibatch and a key.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -50,6 +50,16 @@ class SearchSpace(NamedTuple):
     provides: capabilities of the network beyond its module's fields (:meth:`capabilities`),
       e.g. ``('features',)``; a proxy whose ``requires`` names one the space lacks is refused
       when it is selected (:func:`jaxnas.proxies.check_supported`).
+    search_config: module overrides of the papers' search supernet (FreeDARTS, TE-NAS), e.g.
+      NB201 ``{'C': 16, 'N': 5, 'cell_bn_affine': False, 'bn': 'batch'}``; None: ``model()``.
+    small_config: module overrides of a small supernet for NTK-based searches (NASI), whose
+      cost grows with the Jacobian; None: :attr:`search_config`.
+    describe: ``describe(arch) -> dict`` of JSON-able fields naming a search result (NB201:
+      ``arch_str``, ``index``, ``params_M``); None: ``{'arch_str': decode(arch)}``.
+    metrics: names of the ground-truth metrics of the space's benchmark (e.g.
+      ``'cifar10_test200'``), looked up with ``accuracy``.
+    accuracy: ``accuracy(archs, metric) -> (n,) float64`` ground truth of ``(n, *arch_shape)``
+      architectures, NaN where the benchmark has none; None when the space has no benchmark.
   """
   name: str
   arch_shape: tuple
@@ -68,14 +78,45 @@ class SearchSpace(NamedTuple):
   discretize: Optional[Callable[[Any], np.ndarray]] = None
   unrolls: bool = False
   provides: tuple = ()
+  search_config: Optional[Mapping] = None
+  small_config: Optional[Mapping] = None
+  describe: Optional[Callable[[Any], dict]] = None
+  metrics: tuple = ()
+  accuracy: Optional[Callable[[Any, str], np.ndarray]] = None
+
+  def __hash__(self):  # the configuration dicts are not hashable; equal spaces share a name
+    return hash(("SearchSpace", self.name))
 
   def capabilities(self) -> frozenset:
-    """What this space's network offers a proxy: the fields of its module (``relu_probe``,
-    ``tap``, ``gates``, ``bn``, ...: each a hook or a configuration a proxy may set) and the
-    extra names in ``provides`` (e.g. ``'features'``: the pre-classifier features sown as
-    ``intermediates/features``). Proxies declare what they use in ``Proxy.requires``."""
+    """What this space offers a proxy or a search method: the fields of its module
+    (``relu_probe``, ``tap``, ``gates``, ``bn``, ...: each a hook or a configuration a proxy may
+    set), the extra names in ``provides`` (e.g. ``'features'``: the pre-classifier features sown
+    as ``intermediates/features``) and what its functions make possible: ``'supernet'``
+    (``alpha_shape`` and ``discretize``), ``'enumerable'`` (``num_archs`` with ``to_index`` /
+    ``from_index``), ``'mutate'``, ``'benchmark'`` (``accuracy``), ``'unrolled'`` (``unrolls``).
+    Proxies declare what they use in ``Proxy.requires``, search methods in ``Method.requires``."""
     fields = getattr(self.model(), "__dataclass_fields__", {})
-    return frozenset(f for f in fields if f not in ("parent", "name")) | frozenset(self.provides)
+    derived = {"supernet": self.alpha_shape is not None and self.discretize is not None,
+               "enumerable": (self.num_archs is not None and self.to_index is not None
+                              and self.from_index is not None),
+               "mutate": self.mutate is not None, "benchmark": self.accuracy is not None,
+               "unrolled": self.unrolls}
+    return (frozenset(f for f in fields if f not in ("parent", "name")) | frozenset(self.provides)
+            | frozenset(k for k, v in derived.items() if v))
+
+  def describe_arch(self, arch) -> dict:
+    """The JSON-able fields naming ``arch`` in a search result (:attr:`describe`)."""
+    if self.describe is not None:
+      return dict(self.describe(arch))
+    d = self.decode(arch)
+    return {"arch_str": d if isinstance(d, str) else str(d)}
+
+  def supernet_config(self, which: str = "search") -> dict:
+    """Module overrides of the space's ``'search'`` supernet or its ``'small'`` one."""
+    if which not in ("search", "small"):
+      raise ValueError(f"which must be 'search' or 'small', got {which!r}")
+    small = self.small_config if which == "small" else None
+    return dict(small if small is not None else (self.search_config or {}))
 
 
 class Network(NamedTuple):

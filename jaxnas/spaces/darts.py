@@ -436,6 +436,27 @@ def count_flops(arch, C: int = 36, L: int = 20, num_classes: int = 10, auxiliary
   return jnp.float32(total) + ops.astype(jnp.float32)
 
 
+def describe(arch) -> dict:
+  """A search result's fields: the genotype (``{"normal": [[op, input], ...8], "normal_concat",
+  "reduce", "reduce_concat"}``) and the parameter count (M) of the evaluation network (C=36, 20
+  cells)."""
+  a = encode(arch)
+  return {"genotype": json.loads(decode(a)),
+          "params_M": float(count_params(a, C=36, L=20)) / 1e6}
+
+
+def accuracy(archs, metric: str = "nb301_val"):
+  """NAS-Bench-301 surrogate validation accuracy of ``(n, *ARCH_SHAPE)`` architectures (the
+  bundled 500 genotypes; NaN for any other)."""
+  from jaxnas.benchmarks import nb301
+  return nb301.accuracy_of(list(np.asarray(archs).reshape(-1, *ARCH_SHAPE)), metric)
+
+
+def _metrics() -> tuple:
+  from jaxnas.benchmarks.nb301 import METRICS
+  return METRICS
+
+
 SPACE = SearchSpace(
     name="darts",
     arch_shape=ARCH_SHAPE,
@@ -450,6 +471,12 @@ SPACE = SearchSpace(
     mutate=mutate,
     alpha_shape=ALPHA_SHAPE,
     discretize=discretize,
+    # DARTS' search network: C=16, 8 cells, cell BN without affine parameters, BN after pooling
+    search_config=dict(C=16, L=8, affine=False, bn="batch"),
+    small_config=dict(C=8, L=5, affine=False, bn="batch"),
+    describe=describe,
+    metrics=_metrics(),
+    accuracy=accuracy,
 )
 
 __all__ = ["SPACE", "OPS", "EDGES", "KNOWN", "encode", "decode", "parse", "genotype", "sample",

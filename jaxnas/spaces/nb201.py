@@ -283,6 +283,25 @@ def count_flops(arch, C=16, N=5, num_classes=10, bn="batch", reduction_bn=None,
           + jnp.float32(cp) * npool)
 
 
+def describe(arch) -> dict:
+  """A search result's fields: the benchmark string, its index and the parameter count (M) of
+  the benchmark network (C=16, N=5)."""
+  a = encode(arch)
+  return {"arch_str": decode(a), "index": int(to_index(a)),
+          "params_M": float(count_params(a)) / 1e6}
+
+
+def accuracy(archs, metric: str = "cifar10_test200"):
+  """NAS-Bench-201 ground truth ``metric`` of ``(n, 6)`` architectures (by benchmark index)."""
+  from jaxnas.benchmarks import nb201 as truth
+  return truth.accuracy(to_index(np.asarray(archs, np.int32).reshape(-1, NUM_EDGES)), metric)
+
+
+def _metrics() -> tuple:
+  from jaxnas.benchmarks.nb201 import METRICS
+  return METRICS
+
+
 SPACE = SearchSpace(
     name="nb201",
     arch_shape=(NUM_EDGES,),
@@ -301,4 +320,10 @@ SPACE = SearchSpace(
     discretize=discretize,
     unrolls=True,
     provides=("features",),
+    # FreeDARTS' NB201 supernet: the benchmark network, cell BN without affine parameters
+    search_config=dict(C=16, N=5, cell_bn_affine=False, bn="batch"),
+    small_config=dict(C=8, N=1, cell_bn_affine=False, bn="batch"),
+    describe=describe,
+    metrics=_metrics(),
+    accuracy=accuracy,
 )

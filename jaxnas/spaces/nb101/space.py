@@ -265,6 +265,26 @@ def sample(key, n: int):
   return np.stack(out)
 
 
+def describe(arch) -> dict:
+  """A search result's fields: the canonical ``matrix|ops`` string, the NB101 graph hash and the
+  parameter count (M) of the benchmark network."""
+  a = encode(arch)
+  return {"arch_str": decode(a), "hash": S.spec_hash(to_spec(a)),
+          "params_M": float(counts.params(to_spec(a))) / 1e6}
+
+
+def accuracy(archs, metric: str = "nb101_val"):
+  """NAS-Bench-101 validation accuracy of ``(n, 56)`` architectures (the bundled 300 specs; NaN
+  for any other)."""
+  from jaxnas.benchmarks import nb101
+  return nb101.accuracy_of(list(np.asarray(archs).reshape(-1, *ARCH_SHAPE)), metric)
+
+
+def _metrics() -> tuple:
+  from jaxnas.benchmarks.nb101 import METRICS
+  return METRICS
+
+
 SPACE = SearchSpace(
     name="nb101",
     arch_shape=ARCH_SHAPE,
@@ -276,4 +296,7 @@ SPACE = SearchSpace(
     active_mask=active_mask,
     count_params=_concrete(counts.params),
     count_flops=_concrete(counts.flops),
+    describe=describe,
+    metrics=_metrics(),
+    accuracy=accuracy,
 )
