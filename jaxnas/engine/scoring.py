@@ -183,22 +183,22 @@ def _one_fn(space, proxy, module):
 
 class EagerScoreFn(ScoreFn):
   """The ``'eager'`` executor: a Python loop over architectures, each scored eagerly on its
-  unrolled network (module docstring). Variables come from one compiled initialiser (the shared
-  layout is the same for every architecture), so they equal the other modes' bit for bit."""
+  unrolled network (module docstring). Variables come from one compiled initialiser taking the
+  architecture as an input (the layout is shared; a space such as NB101 scales its draws per
+  architecture), so they equal the other modes' bit for bit."""
 
   def __init__(self, space, proxy, module, info: dict):
     super().__init__(None, info, 1)
     self.space, self.proxy = space, proxy
     self.net_module = module.clone(unrolled=True)
-    arch0 = jnp.zeros(space.arch_shape, jnp.int32)
-    self.init = jax.jit(functools.partial(_init_variables, space, proxy, module, arch0))
+    self.init = jax.jit(functools.partial(_init_variables, space, proxy, module))
 
   pads = False
 
   def __call__(self, archs, ids, batch, key):
     out = []
     for arch, ident in zip(np.asarray(archs), np.asarray(ids)):
-      variables, k_proxy = self.init(ident, batch.x, key)
+      variables, k_proxy = self.init(jnp.asarray(arch, jnp.int32), ident, batch.x, key)
       net = Network(self.space, self.net_module, arch)
       out.append(jnp.asarray(self.proxy.fn(net, variables, batch, k_proxy)).reshape(()))
     return jnp.stack(out)

@@ -48,10 +48,11 @@ DENSE_INIT = nn.initializers.normal(0.01)
 _N = MAX_VERTICES
 
 
-def conv_bn_relu(x, kernel, scale, bias):
-  """Conv (stride 1, 'same', no bias) -> BN with batch statistics -> ReLU."""
+def conv_bn_relu(x, kernel, scale, bias, bn: str = "batch"):
+  """Conv (stride 1, 'same', no bias) -> BN with batch statistics (``bn='none'``: identity, as
+  zero-cost synflow's BN-free copy) -> ReLU."""
   y = L.conv2d(x, kernel, padding=kernel.shape[0] // 2)
-  y, _ = L.batch_norm(y, scale, bias, None, "batch")
+  y, _ = L.batch_norm(y, scale, bias, None, bn)
   return jax.nn.relu(y)
 
 
@@ -160,14 +161,14 @@ class MaskedCellVars(nn.Module):
     return out
 
 
-def _conv_bn_relu_nested(x, kernel, scale, bias):
+def _conv_bn_relu_nested(x, kernel, scale, bias, bn: str = "batch"):
   """:func:`conv_bn_relu` with :func:`ops.conv2d_nested` (fast backward inside ``lax.scan``)."""
   y = L.conv2d_nested(x, kernel, 1, kernel.shape[0] // 2)
-  y, _ = L.batch_norm(y, scale, bias, None, "batch")
+  y, _ = L.batch_norm(y, scale, bias, None, bn)
   return jax.nn.relu(y)
 
 
-def masked_cell(x, w, matrix, ops, vc, offsets, features: int):
+def masked_cell(x, w, matrix, ops, vc, offsets, features: int, bn: str = "batch"):
   """The cell of §13.4 at full width ``features``; exact for the encoded spec.
 
   Vertex t gets sum_s A[s,t] (x_s * m_t) + A[0,t] proj_t(x_0), m_t = [c < vc[t]]; the op is picked
@@ -181,12 +182,12 @@ def masked_cell(x, w, matrix, ops, vc, offsets, features: int):
 
   def vertex(buf, xs):
     t, proj, conv1, conv3 = xs
-    h = jnp.where(a[0, t], _conv_bn_relu_nested(x, *proj), zero)
+    h = jnp.where(a[0, t], _conv_bn_relu_nested(x, *proj, bn), zero)
     h = h + jnp.sum(jnp.where(a[1:_N - 1, t][:, None, None, None, None], buf, zero), axis=0)
     h = jnp.where(mask[t], h, zero)
     is1, is3, isp = ops[t] == CONV1X1, ops[t] == CONV3X3, ops[t] == MAXPOOL
-    y1 = _conv_bn_relu_nested(jnp.where(is1, h, zero), *conv1)
-    y3 = _conv_bn_relu_nested(jnp.where(is3, h, zero), *conv3)
+    y1 = _conv_bn_relu_nested(jnp.where(is1, h, zero), *conv1, bn)
+    y3 = _conv_bn_relu_nested(jnp.where(is3, h, zero), *conv3, bn)
     yp = max_pool(jnp.where(isp, h, zero), 3, 1)
     y = jnp.where(mask[t], jnp.where(is1, y1, jnp.where(is3, y3, jnp.where(isp, yp, zero))), zero)
     return jax.lax.dynamic_update_index_in_dim(buf, y, t - 1, 0), None
@@ -195,9 +196,44 @@ def masked_cell(x, w, matrix, ops, vc, offsets, features: int):
   proj5 = tuple(q[:_N - 2] for q in w["proj"])  # proj_out (slot 6) is applied after the scan
   xs = (jnp.arange(1, _N - 1), proj5, w["conv1x1"], w["conv3x3"])
   buf, _ = jax.lax.scan(vertex, buf, xs)
-  out = jnp.where(a[0, _N - 1], conv_bn_relu(x, *(p[_N - 2] for p in w["proj"])), zero)
+  out = jnp.where(a[0, _N - 1], conv_bn_relu(x, *(p[_N - 2] for p in w["proj"]), bn), zero)
   for u in range(1, _N - 1):
     out = out + jnp.where(a[u, _N - 1], jnp.roll(buf[u - 1], offsets[u], axis=-1), zero)
+  return out
+
+
+_cbr_block = jax.jit(conv_bn_relu, static_argnames="bn")
+_pool_block = jax.jit(lambda x: max_pool(x, 3, 1))
+
+
+def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch"):
+  """:func:`masked_cell` for a *concrete* spec (numpy ``matrix``, ``ops``, ``vc``): Python loops
+  over its live vertices, each layer at its real width (kernels sliced from the full-width
+  variables) and each conv-BN-ReLU / pool a compiled block shared by every architecture, so only
+  the discrete network's arithmetic runs (the masked build computes every op at full width).
+  Values equal :func:`masked_cell`'s; entries outside the slices get zero gradients there too."""
+  a, ops, vc = np.asarray(matrix) > 0, np.asarray(ops), np.asarray(vc)
+  outs = {}
+  for t in range(1, _N - 1):
+    if ops[t] < 0:
+      continue
+    c = int(vc[t])
+    fan_in = [outs[s][..., :c] for s in range(1, t) if a[s, t]]
+    if a[0, t]:
+      k, sc, b = (q[t - 1] for q in w["proj"])
+      fan_in.append(_cbr_block(x, k[..., :c], sc[:c], b[:c], bn=bn))
+    h = sum(fan_in[1:], fan_in[0])
+    if ops[t] == MAXPOOL:
+      h = _pool_block(h)
+    else:
+      k, sc, b = (q[t - 1] for q in w["conv1x1" if ops[t] == CONV1X1 else "conv3x3"])
+      h = _cbr_block(h, k[:, :, :c, :c], sc[:c], b[:c], bn=bn)
+    outs[t] = h
+  cat = [outs[u] for u in range(1, _N - 1) if a[u, _N - 1]]
+  out = jnp.concatenate(cat, axis=-1) if cat else None
+  if a[0, _N - 1]:
+    p = _cbr_block(x, *(q[_N - 2] for q in w["proj"]), bn=bn)
+    out = p if out is None else out + p
   return out
 
 

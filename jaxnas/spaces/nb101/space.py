@@ -31,11 +31,15 @@ from jaxnas.spaces.base import SearchSpace
 from jaxnas.spaces.nb101 import counts
 from jaxnas.spaces.nb101 import spec as S
 from jaxnas.spaces.nb101.net import (cell_masks, conv_bn_relu, masked_cell, max_pool,
-                                     stack_widths)
+                                     stack_widths, unrolled_cell)
 
 _N = S.MAX_VERTICES
 ARCH_SHAPE = (_N * _N + _N,)
-DEFAULTS = dict(stem_channels=128, num_stacks=3, modules_per_stack=3, num_classes=10)
+DEFAULTS = dict(stem_channels=128, num_stacks=3, modules_per_stack=3, num_classes=10,
+                bn="batch", unrolled=False)
+#: BN modes of the NB101 network: batch statistics (train mode, as every proxy runs) or none
+#: (identity: zero-cost synflow's BN-free copy, methods-spec §13.3).
+BN_MODES = ("batch", "none")
 
 
 # ------------------------------------------------------------------------- encoding
@@ -160,19 +164,30 @@ class _BN(nn.Module):
 
 
 class NB101Model(nn.Module):
-  """The NB101 network for any architecture: ``__call__(x, arch)``, arch ``int32 (56,)``."""
+  """The NB101 network for any architecture: ``__call__(x, arch)``, arch ``int32 (56,)``.
+
+  ``unrolled=True`` with a *concrete* ``arch`` (numpy, or a jax array outside tracing) runs the
+  discrete network of that spec over the same variables (:func:`.net.unrolled_cell`: only its
+  layers, at their real widths, compiled blocks shared by every architecture): the engine's
+  ``'eager'`` executor. With a traced ``arch`` it runs the masked build as usual. ``bn``:
+  ``'batch'`` (batch statistics) or ``'none'`` (every BN an identity: zero-cost synflow)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
   num_classes: int = 10
+  bn: str = "batch"
+  unrolled: bool = False
 
   @nn.compact
   def __call__(self, x, arch):
     widths = stack_widths(self.stem_channels, self.num_stacks)
     enc = traced_encoding(arch, widths)
+    unroll = self.unrolled and not isinstance(arch, jax.core.Tracer)
+    if unroll:
+      enc_np = jax.tree_util.tree_map(np.asarray, enc)
     c0 = self.stem_channels
     k, (s, b) = _ConvBN(_he, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
-    x = conv_bn_relu(x, k, s, b)
+    x = conv_bn_relu(x, k, s, b, self.bn)
     c_prev = c0
     for st, c in enumerate(widths):
       if st:
@@ -196,7 +211,10 @@ class NB101Model(nn.Module):
           kk, (sc, bi) = _ConvBN(kinit, (n, ks, ks, ci, c), (n, c), sinit,
                                  name=f"cell_{st}_{j}_{op}")()
           w[op] = (kk, sc, bi)
-        x = masked_cell(x, w, enc.matrix, enc.ops, enc.vc[st], enc.offsets[st], c)
+        if unroll:
+          x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn)
+        else:
+          x = masked_cell(x, w, enc.matrix, enc.ops, enc.vc[st], enc.offsets[st], c, self.bn)
       c_prev = c
     h = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
@@ -208,6 +226,9 @@ def model(**config) -> NB101Model:
   if unknown_keys:
     raise JaxnasInputError(f"unknown NB101 network option(s) {unknown_keys}; allowed: "
                            f"{', '.join(DEFAULTS)}")
+  if config.get("bn", "batch") not in BN_MODES:
+    raise JaxnasInputError(f"NB101 option bn={config['bn']!r} is not one of "
+                           f"{', '.join(BN_MODES)}")
   return NB101Model(**config)
 
 
@@ -296,6 +317,7 @@ SPACE = SearchSpace(
     active_mask=active_mask,
     count_params=_concrete(counts.params),
     count_flops=_concrete(counts.flops),
+    unrolls=True,
     describe=describe,
     metrics=_metrics(),
     accuracy=accuracy,

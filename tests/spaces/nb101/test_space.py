@@ -127,7 +127,8 @@ def test_grad_norm_through_the_engine_equals_the_discrete_network():
 def test_supported_proxies_run_finite_and_chunking_independent():
   ok = supported_proxies(SPACE)
   assert {"params", "flops", "synflow", "grad_norm", "snip", "jacob_cov", "l2_norm"} <= set(ok)
-  assert "nwot" not in ok and "epsilon" not in ok   # no ReLU probe, no 'bn' option (yet)
+  assert "nwot" not in ok and "fisher" not in ok   # no ReLU probe, no gates (yet)
+  assert "epsilon" in ok                            # the network has a 'bn' option
   archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 3)])
   batch = tiny_batch_of(8)
   for name in ("params", "synflow", "snip", "jacob_cov"):
@@ -173,3 +174,41 @@ def test_nb101_truth_and_cli_round_trip(tmp_path, capsys):
   want = benchmarks.spearman(np.array([float(r["score"]) for r in scored]), got[:6])
   line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("params")][0]
   assert f"{want:.3f}" in line
+
+
+@pytest.mark.parametrize("row", [33])
+def test_unrolled_equals_masked_outputs_and_gradients(row):
+  """``unrolled=True`` on a concrete spec (real widths, only its layers) gives the masked build's
+  logits and loss gradients, zeros outside the spec included."""
+  a = SPACE.encode(csv_spec(row))
+  x = tiny_batch_of(4).x
+  m = SPACE.model(**CFG)
+  v = m.init(jax.random.key(row), x, a)
+  un = m.clone(unrolled=True)
+  np.testing.assert_allclose(un.apply(v, x, a), jax.jit(m.apply)(v, x, a), rtol=1e-4, atol=1e-5)
+  loss = lambda mod: (lambda p: jnp.sum(jnp.sin(mod.apply({"params": p}, x, a))))
+  g_un = jax.grad(loss(un))(v["params"])
+  g_m = jax.jit(jax.grad(loss(m)))(v["params"])
+  for (path, gu), gm in zip(jax.tree_util.tree_leaves_with_path(g_un),
+                            jax.tree_util.tree_leaves(g_m)):
+    np.testing.assert_allclose(gu, gm, rtol=1e-3, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+  # a traced arch falls back to the masked build; bn='none' (synflow's copy) both ways
+  np.testing.assert_allclose(jax.jit(un.apply)(v, x, a), m.apply(v, x, a), rtol=1e-5, atol=1e-6)
+  nobn = dict(bn="none")
+  np.testing.assert_allclose(un.clone(**nobn).apply(v, x, a), m.clone(**nobn).apply(v, x, a),
+                             rtol=1e-4, atol=1e-6)
+  with pytest.raises(JaxnasInputError, match="bn='nope' is not one of batch, none"):
+    SPACE.model(bn="nope")
+
+
+def test_eager_executor_equals_the_compiled_map():
+  """The engine's 'eager' executor (unrolled networks, one compiled initialiser taking the
+  architecture) scores what the compiled 'map' mode scores, for every kind of proxy."""
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 11)])
+  batch = tiny_batch_of(8)
+  names = ["synflow", "grad_norm"]
+  m = engine.score(SPACE, archs, names, batch, config=CFG, chunk_size=2, mode="map")
+  e = engine.score(SPACE, archs, names, batch, config=CFG, chunk_size=2, mode="eager")
+  for name in names:
+    assert np.all(np.isfinite(e[name])), name
+    np.testing.assert_allclose(e[name], m[name], rtol=2e-3, err_msg=name)
