@@ -128,7 +128,7 @@ def jax_worker(args):
   from jaxnas.proxies import get_proxy
   from jaxnas.proxies.synflow import NO_BN
   from jaxnas.spaces import Network, get_space, ops
-  from jaxnas.spaces.nb201_net import discrete_params
+  from jaxnas.spaces.nb201 import discrete_params
 
   size = SIZES[args.size]
   config = {"C": size["C"], "N": size["N"]}

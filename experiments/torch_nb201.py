@@ -3,7 +3,7 @@
 jaxnas library never imports it).
 
 Written from the network's description (methods-spec §1.1) and jaxnas' own definitions
-(``jaxnas/spaces/nb201_net.py``, ``jaxnas/spaces/nb201.py``, ``jaxnas/proxies/*.py``), so that both
+(``jaxnas/spaces/nb201/net.py``, ``jaxnas/spaces/nb201/space.py``, ``jaxnas/proxies/*.py``), so that both
 sides compute the same quantity on the same network:
 
 * network: stem Conv3x3 (no bias) + BN; three stages of ``N`` cells at C, 2C, 4C, joined by ResNet
@@ -18,7 +18,7 @@ sides compute the same quantity on the same network:
 
 Weights: a model gets PyTorch's own default initialisation (``build``), or jaxnas' weights of the
 same architecture (``load_jax``: the flat ``params/...`` arrays of
-``jaxnas.spaces.nb201_net.discrete_params``; conv kernels HWIO -> OIHW, dense (in, out) ->
+``jaxnas.spaces.nb201.discrete_params``; conv kernels HWIO -> OIHW, dense (in, out) ->
 (out, in)).
 """
 

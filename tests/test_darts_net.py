@@ -4,6 +4,7 @@ mixture paths) against the evaluation network, BatchNorm statistics, parameter a
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from jaxnas import _compat
 from jaxnas.errors import JaxnasInputError
 from jaxnas.spaces import darts
-from jaxnas.spaces import darts_net as DN
+from jaxnas.spaces.darts import blocks, layers, operations, topology
 from jaxnas.spaces.params import broadcast_to_leaves
 from tests.conftest import tiny_batch_of
 
@@ -37,7 +38,7 @@ def _lax_depthwise(x, w, s, p, d):
 def test_shifted_depthwise_matches_grouped_conv(k, s, p, d):
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   w = jax.random.normal(jax.random.key(1), (k, k, 1, 3))
-  f = lambda x, w: DN.depthwise_shifted(x, w, s, p, d)
+  f = lambda x, w: layers.depthwise_shifted(x, w, s, p, d)
   ref = lambda x, w: _lax_depthwise(x, w, s, p, d)
   chex.assert_trees_all_close(jax.jit(f)(x, w), ref(x, w), atol=1e-5, rtol=1e-5)
   ct = jax.random.normal(jax.random.key(2), ref(x, w).shape)
@@ -61,8 +62,8 @@ def test_pooling_and_factorized_reduce_follow_pytorch():
   x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
   xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=np.nan)
   for stride in (1, 2):
-    mx, av = np.asarray(DN.max_pool_3x3(jnp.asarray(x), stride)), np.asarray(
-        DN.avg_pool_3x3(jnp.asarray(x), stride))
+    mx, av = np.asarray(layers.max_pool_3x3(jnp.asarray(x), stride)), np.asarray(
+        layers.avg_pool_3x3(jnp.asarray(x), stride))
     for i in range(0, 6, stride):
       for j in range(0, 6, stride):
         win = xp[:, i:i + 3, j:j + 3, :]
@@ -72,26 +73,26 @@ def test_pooling_and_factorized_reduce_follow_pytorch():
                                    rtol=1e-5)
   a = np.random.default_rng(1).normal(size=(1, 1, 3, 2)).astype(np.float32)
   b = np.random.default_rng(2).normal(size=(1, 1, 3, 2)).astype(np.float32)
-  y, _ = DN.factorized_reduce(jnp.asarray(x), dict(a=a, b=b, bn=None), "none")
+  y, _ = operations.factorized_reduce(jnp.asarray(x), dict(a=a, b=b, bn=None), "none")
   r = np.maximum(x, 0)
   ref = np.concatenate([r[:, 0::2, 0::2] @ a[0, 0], r[:, 1::2, 1::2] @ b[0, 0]], -1)
   np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-5, atol=1e-6)
 
 
-class _Edge(DN.nn.Module):
+class _Edge(nn.Module):
   """One stride-2 supernet edge (all 8 ops, FactorizedReduce skip, BN after pools)."""
 
-  @DN.nn.compact
+  @nn.compact
   def __call__(self, x, w):
     params = {}
     for k in range(8):
-      p, _ = DN.declare_op(self, k, 3, 2, False, True, "batch", "torch")
+      p, _ = blocks.declare_op(self, k, 3, 2, False, True, "batch", "torch")
       if p is not None:
-        params[DN.OP_KEYS[k]] = p
-    params = DN._drop_states(params)
-    mixed = DN.mixed_edge(x, w, params, 2, "batch", "lax")[0]
-    ops = jnp.stack([DN.mixed_edge(x, k, params, 2, "batch", "lax")[0] for k in range(8)])
-    switched = jax.vmap(lambda k: DN.mixed_edge(x, k, params, 2, "batch", "lax")[0])(
+        params[topology.OP_KEYS[k]] = p
+    params = blocks._drop_states(params)
+    mixed = operations.mixed_edge(x, w, params, 2, "batch", "lax")[0]
+    ops = jnp.stack([operations.mixed_edge(x, k, params, 2, "batch", "lax")[0] for k in range(8)])
+    switched = jax.vmap(lambda k: operations.mixed_edge(x, k, params, 2, "batch", "lax")[0])(
         jnp.arange(8))
     return mixed, ops, switched
 

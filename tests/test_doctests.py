@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["jaxnas.spaces.nb201", "jaxnas.benchmarks.metrics", "jaxnas.data"]
+MODULES = ["jaxnas.spaces.nb201.space", "jaxnas.benchmarks.metrics", "jaxnas.data"]
 
 
 @pytest.mark.parametrize("name", MODULES)

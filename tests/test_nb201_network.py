@@ -84,7 +84,7 @@ def test_taps_equal_in_shared_and_discrete_builds_and_hooks_keep_the_output():
   """``tap``: every site once per tensor the architecture computes, with its block and part,
   the same in the switch, vmap and discrete builds; an identity ``block_input`` changes nothing."""
   from jaxnas.spaces import sum_probes
-  from jaxnas.spaces.nb201_net import TAP_SITES, num_blocks
+  from jaxnas.spaces.nb201.net import TAP_SITES, num_blocks
   net, x, v = _setup()
   nb = num_blocks(TINY["N"]) + 1                     # blocks and the head
 
@@ -339,13 +339,13 @@ def test_unrolled_falls_back_to_the_scanned_build_for_traced_or_mixture_archs():
 
 def test_unrolled_blocks_compile_once_for_every_architecture():
   """The eager executor's promise: after one architecture of each op mix, no new compilation."""
-  from jaxnas.spaces import nb201_net
+  from jaxnas.spaces.nb201.net import _conv_block, _pool_block
   net, x, v = _setup()
   unrolled = net.clone(unrolled=True)
   f = lambda a: jax.grad(lambda p: jnp.sum(unrolled.apply({**v, "params": p}, x, a)))(v["params"])
   f(np.array([3, 2, 4, 1, 3, 2], np.int32))  # each op with and without a partial sum
   f(np.array([4, 3, 2, 0, 0, 0], np.int32))
-  sizes = (nb201_net._conv_block._cache_size(), nb201_net._pool_block._cache_size())
+  sizes = (_conv_block._cache_size(), _pool_block._cache_size())
   for i in (180, 229, 9930, 15624, 4242):
     f(nb201.from_index(i))
-  assert (nb201_net._conv_block._cache_size(), nb201_net._pool_block._cache_size()) == sizes
+  assert (_conv_block._cache_size(), _pool_block._cache_size()) == sizes

@@ -79,9 +79,10 @@ def config_options(space) -> dict:
   jaxnas sets itself (:data:`INTERNAL_FIELDS`) and fields of other types are not options. None
   when the module cannot be built without arguments (a plugin space): its options are unknown.
   """
-  from jaxnas.spaces import darts_net, ops
+  from jaxnas.spaces import ops
+  from jaxnas.spaces.darts.topology import CONV_IMPLS
   choices = {"bn": ops.BN_MODES, "reduction_bn": ops.BN_MODES, "weight_init": ops.INITS,
-             "conv_impl": darts_net.CONV_IMPLS}
+             "conv_impl": CONV_IMPLS}
   try:
     model = space.model()
   except TypeError:

@@ -25,7 +25,7 @@ neural-tangents' ``Aggregate``). Sub-networks shared by
 several sources are duplicated in the stax graph; that leaves the infinite-width kernels unchanged
 (they meet only through independent zero-mean convs) but makes stax's own ``apply_fn`` a different
 finite network, so :func:`finite_apply` implements the finite cell network itself (shared nodes,
-same operations as :class:`jaxnas.spaces.nb201_net.NB201Net` with ``bn='none'``).
+same operations as :class:`jaxnas.spaces.nb201.NB201Net` with ``bn='none'``).
 
 References: Jacot et al. 2018 (NTK); Novak et al. 2020 (neural-tangents); Arora et al. 2019 (CNTK).
 """
@@ -45,7 +45,7 @@ from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.ntk import stax as own_stax
 from jaxnas.ntk.empirical import BACKENDS, import_nt
 from jaxnas.spaces import nb201, ops
-from jaxnas.spaces.nb201_net import CONV1, CONV3, EDGES, NONE, POOL, SKIP
+from jaxnas.spaces.nb201.net import CONV1, CONV3, EDGES, NONE, POOL, SKIP
 
 #: Variance scale of PyTorch's default conv/linear initialiser, ``U(+-1/sqrt(fan_in))``.
 TORCH_W_STD = float(1.0 / np.sqrt(3.0))

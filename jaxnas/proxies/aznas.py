@@ -56,7 +56,7 @@ from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies._pool import DEGENERATE, log_ranks
 from jaxnas.proxies.registry import register, register_pooled
 from jaxnas.spaces import sum_probes
-from jaxnas.spaces.nb201_net import num_blocks
+from jaxnas.spaces.nb201.net import num_blocks
 
 #: Gaussian inputs per architecture (the reference's search batch on NB201).
 BATCH_SIZE = 64

@@ -42,6 +42,9 @@ from jaxnas.spaces import params as P
 
 #: The two constant weights for NB201 (NB101: (1e-4, 10); NAS-Bench-NLP: (1e-5, 1e-3)).
 WEIGHTS = (1e-7, 1.0)
+#: The paper's weights per benchmark (methods-spec §3, §13.3.2: epsinas ``Reproduce.ipynb``);
+#: a space it did not tune (DARTS) uses NB201's.
+WEIGHTS_BY_SPACE = {"nb201": WEIGHTS, "nb101": (1e-4, 10.0)}
 #: Minibatch size of the reference.
 BATCH_SIZE = 256
 _BIASES = ("conv_bias", "dense_bias", "bn_bias")
@@ -90,9 +93,11 @@ def epsilon(net, variables, batch, key):
   """epsinas: eps = nanmean|p1 - p2| / nanmean(p1, p2) of min-max-normalised outputs (Gracheva).
 
   ``p_k`` = min-max-normalised outputs ``(B,)`` of the ``num_classes=1`` network with every weight
-  (BN scale, classifier included) = ``w_k``, biases 0, train-mode BN, for ``w = (1e-7, 1)``;
-  zeros set to NaN. Constant outputs (reference: NaN) score 0, the minimum.
+  (BN scale, classifier included) = ``w_k``, biases 0, train-mode BN, for ``w = (1e-7, 1)``
+  (NB101: ``(1e-4, 10)``, :data:`WEIGHTS_BY_SPACE`); zeros set to NaN. Constant outputs
+  (reference: NaN) score 0, the minimum.
   """
   del variables, key
-  y1, y2 = (outputs(net, batch.x, w) for w in WEIGHTS)
+  weights = WEIGHTS_BY_SPACE.get(net.space.name, WEIGHTS)
+  y1, y2 = (outputs(net, batch.x, w) for w in weights)
   return score_from_outputs(y1, y2)

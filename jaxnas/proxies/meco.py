@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import sum_probes
-from jaxnas.spaces.nb201_net import TAP_SITES
+from jaxnas.spaces.nb201.net import TAP_SITES
 
 #: The reference's batch size (one image).
 BATCH_SIZE = 1

@@ -2,7 +2,7 @@
 
 A space is a :class:`SearchSpace` built in its own subpackage: ``jaxnas/spaces/<name>/space.py``
 exporting ``SPACE = SearchSpace(name='<name>', ...)`` is found by its folder (no list to edit;
-``nb101`` is the model). The two older spaces are flat modules named in ``_MODULES``.
+``nb101``, ``nb201`` and ``darts`` are examples).
 """
 
 from __future__ import annotations
@@ -17,16 +17,11 @@ from jaxnas.errors import unknown
 from jaxnas.spaces.base import Network, SearchSpace
 from jaxnas.spaces.params import kind_of, kinds, select
 
-# name -> module path of the flat (older) spaces; modules are imported on first use.
-_MODULES = {
-    "nb201": "jaxnas.spaces.nb201",
-    "darts": "jaxnas.spaces.darts",
-}
-
 
 def _modules() -> dict:
-  """Every space's module path: :data:`_MODULES` and each subpackage holding a ``space`` module."""
-  out = dict(_MODULES)
+  """Every space's module path (name -> ``jaxnas.spaces.<name>.space``): each subpackage holding a
+  ``space`` module; modules are imported on first use."""
+  out = {}
   for info in pkgutil.iter_modules(__path__):
     if info.ispkg and importlib.util.find_spec(f"{__name__}.{info.name}.space") is not None:
       out.setdefault(info.name, f"{__name__}.{info.name}.space")

@@ -1,8 +1,8 @@
 """The contract every search space fulfils, and the bound network a proxy receives.
 
 A search space is a :class:`SearchSpace`: a NamedTuple of pure functions (in the manner of
-``optax.GradientTransformation``), built once in its own module (``nb201.py``, ``darts.py``) and
-registered by name in ``jaxnas.spaces``. Architectures are arrays of op indices (their *encoding*),
+``optax.GradientTransformation``), built once in its own subpackage (``nb201/space.py``, ``darts/space.py``,
+``nb101/space.py``) and found by its folder in ``jaxnas.spaces``. Architectures are arrays of op indices (their *encoding*),
 so one jit-compiled function serves every architecture of a space and ``jax.vmap`` /
 ``jax.lax.map`` run over a batch of them.
 

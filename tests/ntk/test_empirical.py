@@ -15,7 +15,7 @@ import pytest
 from jaxnas import spaces
 from jaxnas.errors import JaxnasInputError
 from jaxnas.ntk import empirical, per_sample
-from jaxnas.spaces.nb201_net import NB201Net
+from jaxnas.spaces.nb201 import NB201Net
 from tests.conftest import TINY, tiny_batch_of
 
 ARCH = (3, 1, 2, 4, 0, 3)

@@ -15,7 +15,7 @@ from jaxnas.errors import JaxnasInputError
 from jaxnas.ntk import per_sample
 from jaxnas.spaces import ops
 from jaxnas.spaces import params as P
-from jaxnas.spaces.nb201_net import NB201Net
+from jaxnas.spaces.nb201 import NB201Net
 from tests.conftest import TINY, tiny_batch_of, tiny_net
 
 B, K = 5, 3

@@ -1,7 +1,7 @@
 """An independent NB201 forward pass for the proxy tests (AZ-NAS, MeCo, SWAP).
 
 Written from the network's description (methods-spec §1.1) with plain ``jax.lax`` / ``jnp``
-operations, not from :mod:`jaxnas.spaces.nb201_net`: PyTorch train-mode BatchNorm, ReLU -> Conv ->
+operations, not from :mod:`jaxnas.spaces.nb201.net`: PyTorch train-mode BatchNorm, ReLU -> Conv ->
 BN ops, 3x3 average pool without the padding in the count, ResNet reduction blocks. It reads the
 *shared* parameter tree of ``NB201Net`` (cell parameters stacked ``(N, 6, ...)``) and records what
 PyTorch forward hooks would see in the zero-cost-nas NB201 model (methods-spec §11.3): one event

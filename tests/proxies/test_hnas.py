@@ -15,7 +15,7 @@ from jaxnas.proxies import get_proxy
 from jaxnas.proxies.hnas import hnas_kernel
 from jaxnas.spaces import nb201
 from jaxnas.spaces import params as P
-from jaxnas.spaces.nb201_net import NB201Net
+from jaxnas.spaces.nb201 import NB201Net
 from tests.conftest import TINY, tiny_batch_of, tiny_net
 
 ARCH = np.array([3, 1, 2, 4, 3, 1])

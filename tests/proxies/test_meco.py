@@ -16,7 +16,7 @@ from jaxnas.data import Batch
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import get_proxy, meco
 from jaxnas.spaces import nb201
-from jaxnas.spaces.nb201_net import TAP_SITES
+from jaxnas.spaces.nb201.net import TAP_SITES
 from tests.conftest import TINY, tiny_batch_of, tiny_proxy_net
 from tests.proxies.nb201_reference import Net
 

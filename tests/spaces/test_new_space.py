@@ -4,7 +4,6 @@ engine, the proxies that need nothing special, and the capability check work on 
 
 import textwrap
 
-import jax
 import numpy as np
 import pytest
 

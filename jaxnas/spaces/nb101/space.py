@@ -183,8 +183,8 @@ class NB101Model(nn.Module):
     widths = stack_widths(self.stem_channels, self.num_stacks)
     enc = traced_encoding(arch, widths)
     unroll = self.unrolled and not isinstance(arch, jax.core.Tracer)
-    if unroll:
-      enc_np = jax.tree_util.tree_map(np.asarray, enc)
+    if unroll:  # numpy only: inside a trace (eval_shape, grad) jnp would stage the encoding
+      enc_np = S.encode(to_spec(np.asarray(arch)), widths)
     c0 = self.stem_channels
     k, (s, b) = _ConvBN(_he, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
     x = conv_bn_relu(x, k, s, b, self.bn)

@@ -102,12 +102,15 @@ def test_model_equals_the_discrete_network_with_its_weights(row):
 
 
 def test_grad_norm_through_the_engine_equals_the_discrete_network():
-  """The engine's grad_norm on NB101 = sum of per-layer gradient norms of the discrete network
+  """The engine's grad_norm on NB101 (compiled 'map' and 'eager' executors) = sum of per-layer gradient norms of the discrete network
   (independent build and parameter layout), same weights and batch."""
   archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 2, 5)])
   batch = tiny_batch_of(8)
   got = engine.score(SPACE, archs, ["grad_norm"], batch, config=CFG, chunk_size=3,
                      mode="map")["grad_norm"]
+  # the 'eager' executor: unrolled networks, one compiled initialiser taking the architecture
+  eager = engine.score(SPACE, archs[:1], ["grad_norm"], batch, config=CFG, chunk_size=1,
+                       mode="eager")["grad_norm"]
   key = jax.random.key(0)
   for i, a in enumerate(archs):
     spec = SP.to_spec(a)
@@ -122,6 +125,8 @@ def test_grad_norm_through_the_engine_equals_the_discrete_network():
     want = sum(float(jnp.linalg.norm(leaf)) for path, leaf in
                jax.tree_util.tree_leaves_with_path(g) if "kernel" in jax.tree_util.keystr(path))
     np.testing.assert_allclose(got[i], want, rtol=2e-4)
+    if i < len(eager):
+      np.testing.assert_allclose(eager[i], want, rtol=2e-4)
 
 
 def test_supported_proxies_run_finite_and_chunking_independent():
@@ -201,14 +206,23 @@ def test_unrolled_equals_masked_outputs_and_gradients(row):
     SPACE.model(bn="nope")
 
 
-def test_eager_executor_equals_the_compiled_map():
-  """The engine's 'eager' executor (unrolled networks, one compiled initialiser taking the
-  architecture) scores what the compiled 'map' mode scores, for every kind of proxy."""
-  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 11)])
-  batch = tiny_batch_of(8)
-  names = ["synflow", "grad_norm"]
-  m = engine.score(SPACE, archs, names, batch, config=CFG, chunk_size=2, mode="map")
-  e = engine.score(SPACE, archs, names, batch, config=CFG, chunk_size=2, mode="eager")
-  for name in names:
-    assert np.all(np.isfinite(e[name])), name
-    np.testing.assert_allclose(e[name], m[name], rtol=2e-3, err_msg=name)
+def test_epsilon_uses_the_nb101_weights_on_the_discrete_network():
+  """epsilon on NB101 = the epsinas score of the *discrete* NB101 network (independent build)
+  with every weight and BN scale = w and biases 0, for NB101's w = (1e-4, 10), one output."""
+  from jaxnas.proxies import epsilon as E
+  assert E.WEIGHTS_BY_SPACE["nb101"] == (1e-4, 10.0)
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 33)])
+  batch = tiny_batch_of(16)
+  got = engine.score(SPACE, archs, ["epsilon"], batch, config=CFG, chunk_size=2)["epsilon"]
+  for a, g in zip(archs, got):
+    disc = N.NB101Net(SP.to_spec(a), num_classes=1, **CFG)
+    shapes = jax.eval_shape(lambda: disc.init(jax.random.key(0), batch.x))["params"]
+
+    def out(w):
+      p = jax.tree_util.tree_map_with_path(
+          lambda path, s: jnp.full(s.shape, 0.0 if path[-1].key == "bias" else w, s.dtype),
+          shapes)
+      return disc.apply({"params": p}, batch.x)[:, 0]
+    want = E.score_from_outputs(out(1e-4), out(10.0))
+    assert np.isfinite(g)
+    np.testing.assert_allclose(g, want, rtol=2e-3, atol=1e-6)

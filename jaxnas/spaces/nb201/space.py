@@ -5,7 +5,7 @@ An architecture is 6 op indices, one per cell edge, in the order of the benchmar
 ``none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3`` (indices 0..4). The benchmark
 index 0..15624 is the NATS-Bench topology index, looked up in the bundled table.
 
-The network is :class:`jaxnas.spaces.nb201_net.NB201Net`: it takes the architecture as an *input*,
+The network is :class:`jaxnas.spaces.nb201.net.NB201Net`: it takes the architecture as an *input*,
 so one compiled function serves every architecture and ``jax.vmap`` / ``jax.lax.map`` run over a
 batch of them with a single parameter tree. With ``fixed_arch`` it is the discrete network of one
 architecture, holding only its ops' parameters.
@@ -33,8 +33,8 @@ import numpy as np
 from jaxnas import _assets
 from jaxnas.errors import JaxnasInputError
 from jaxnas.spaces.base import SearchSpace
-from jaxnas.spaces.nb201_net import (CONV1, CONV3, EDGES, NONE, NUM_EDGES, NUM_OPS, OPS, POOL,
-                                     SKIP, NB201Net, active_mask, check_input, discrete_params)
+from jaxnas.spaces.nb201.layout import active_mask
+from jaxnas.spaces.nb201.net import CONV1, CONV3, NONE, NUM_EDGES, NUM_OPS, OPS, POOL, NB201Net
 
 NUM_ARCHS = NUM_OPS**NUM_EDGES
 

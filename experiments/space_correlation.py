@@ -1,0 +1,118 @@
+"""A space without a global index against its ground truth: jaxnas' proxies on the shared files'
+architectures beside the reference implementation's (NASLib) scores of the same architectures.
+
+* ``--space darts``: 500 NAS-Bench-301 genotypes (``nb301_naslib500.csv``), truth ``nb301_val``
+  (the surrogate's CIFAR-10 validation accuracy), network C=32, 8 cells (parameter counts within
+  1.2 % of NASLib's ``params`` column), batch 64.
+* ``--space nb101``: 300 NAS-Bench-101 rows (``nb101_naslib300.csv``, 190 distinct pruned cells),
+  truth ``nb101_val`` (one random repeat's validation accuracy at 108 epochs, averaged over rows of
+  the same cell), the benchmark network (128 stem channels, 3 stacks of 3 cells), batch 32 as the
+  CSV's proxies (methods-spec §13.0 F5).
+
+Scores come from ``jaxnas score`` runs, one file per proxy (resumable)::
+
+  for p in params flops l2_norm synflow jacob_cov grad_norm snip plain epe_nas grasp; do
+    jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv --proxies $p \\
+      --config C=32,L=8 --out experiments/results/darts_correlation/scores_$p.csv --resume
+    jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \\
+      --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
+  done
+  python experiments/space_correlation.py --space darts
+  python experiments/space_correlation.py --space nb101
+
+Spearman / Kendall against the truth for every proxy with a file, beside NASLib's Spearman from
+the shared CSV's ``naslib_<proxy>`` columns on the same rows, the rank agreement of the two
+implementations' scores row by row, and for ``params``/``flops`` the largest relative difference
+from NASLib's values. Writes ``table.md`` and ``table.json`` next to the scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+
+import numpy as np
+
+from jaxnas import benchmarks
+from jaxnas.commands import _io
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+#: space -> (shared CSV, truth metric, results folder, what the table's title says)
+SETUPS = {
+    "darts": ("nb301_naslib500.csv", "nb301_val", "darts_correlation",
+              "DARTS space, 500 NAS-Bench-301 genotypes, truth nb301_val (C=32, 8 cells, batch 64 "
+              "of bundled CIFAR-10)"),
+    "nb101": ("nb101_naslib300.csv", "nb101_val", "nb101_correlation",
+              "NAS-Bench-101, 300 rows (190 distinct cells), truth nb101_val (benchmark network, "
+              "batch 32 of bundled CIFAR-10)"),
+}
+
+
+def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
+  """One dict per ``scores_<proxy>.csv`` in ``score_dir``: its rank report against ``metric``
+  and the NASLib comparison from the shared CSV rows ``ref`` (row ``i`` = output index ``i``)."""
+  rows = []
+  paths = sorted(glob.glob(os.path.join(score_dir, "scores_*.csv")))
+  # an interrupted run's committed rows (``--resume`` continues it) count too, marked partial
+  paths += sorted(p for p in glob.glob(os.path.join(score_dir, "scores_*.csv.partial"))
+                  if p[:-len(".partial")] not in paths)
+  for path in paths:
+    arch_strs: dict = {}
+    for proxy, (idx, s) in _io.read_scores(path, arch_strs).items():
+      if path.endswith(".partial"):
+        proxy = f"{proxy} (partial)"
+      t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
+      rep = benchmarks.rank_report(s, t)
+      col = f"naslib_{proxy.split()[0]}"
+      nl = nl_rows = None
+      if col in ref[0]:
+        v = np.array([float(ref[i][col]) for i in idx])
+        nl = benchmarks.spearman(v, t)
+        nl_rows = benchmarks.spearman(s, v)
+      row = dict(proxy=proxy, n=int(len(idx)), spearman=rep["spearman"], kendall=rep["kendall"],
+                 nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=nl,
+                 spearman_vs_naslib_scores=nl_rows)
+      if proxy in ("params", "flops") and col in ref[0]:
+        v = np.array([float(ref[i][col]) for i in idx])
+        row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
+      rows.append(row)
+  return rows
+
+
+def markdown(rows: list) -> str:
+  lines = ["| proxy | n | Spearman (jaxnas) | Kendall | NASLib Spearman, same rows | "
+           "Spearman jaxnas vs NASLib scores | non-finite |", "|---|---|---|---|---|---|---|"]
+  fmt = lambda v: "" if v is None else f"{v:.3f}"
+  for r in rows:
+    lines.append(f"| {r['proxy']} | {r['n']} | {r['spearman']:.3f} | {r['kendall']:.3f} | "
+                 f"{fmt(r['naslib_spearman'])} | {fmt(r['spearman_vs_naslib_scores'])} | "
+                 f"{r['nonfinite']} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--space", default="darts", choices=sorted(SETUPS))
+  ap.add_argument("--dir", default=None, help="folder of scores_<proxy>.csv (default: "
+                  "experiments/results/<space>_correlation)")
+  ap.add_argument("--csv", default=None, help="the shared CSV with the NASLib columns")
+  args = ap.parse_args(argv)
+  name, metric, folder, title = SETUPS[args.space]
+  score_dir = args.dir or os.path.join(HERE, "results", folder)
+  with open(args.csv or os.path.join(SHARED, name), newline="", encoding="utf-8") as f:
+    ref = list(csv.DictReader(f))
+  rows = correlation_rows(score_dir, ref, metric)
+  table = markdown(rows)
+  with open(os.path.join(score_dir, "table.md"), "w") as f:
+    f.write(title + "\n\n" + table + "\n")
+  with open(os.path.join(score_dir, "table.json"), "w") as f:
+    json.dump(rows, f, indent=1)
+  print(table)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,124 @@
+"""The DARTS operations on explicit parameter trees, and the supernet's mixed edge.
+
+Operations (``OPS``, DARTS' ``PRIMITIVES`` order): ``none`` (zeros), ``max_pool_3x3``,
+``avg_pool_3x3`` (``count_include_pad=False``), ``skip_connect`` (identity; FactorizedReduce on
+stride-2 edges), ``sep_conv_{3x3,5x5}`` ([ReLU, depthwise kxk, pointwise 1x1, BN] twice, stride in
+the first depthwise conv), ``dil_conv_{3x3,5x5}`` (ReLU, depthwise kxk dilation 2, pointwise, BN).
+Each returns its output and the new running states of its own BNs.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.errors import JaxnasInputError
+from jaxnas.spaces import ops as L
+from jaxnas.spaces.darts.layers import avg_pool_3x3, depthwise_conv, max_pool_3x3, pointwise
+from jaxnas.spaces.darts.topology import (AVG_POOL, DIL3, DIL5, MAX_POOL, NONE, NUM_OPS, OP_KEYS,
+                                          SEP3, SEP5, SKIP)
+
+def _bn(h, bn, mode):
+  """BN with a site dict ``{scale, bias, state}`` (None: BN removed)."""
+  if bn is None:
+    return h, None
+  return L.batch_norm(h, bn["scale"], bn["bias"], bn["state"], mode)
+
+
+def factorized_reduce(x, p, mode):
+  """ReLU; two stride-2 1x1 convs (the second on the input shifted by one pixel), concatenated;
+  BN. ``p``: ``{a, b, bn}`` with kernels ``(1, 1, C_in, C_out // 2)``."""
+  h = jax.nn.relu(x)
+  y = jnp.concatenate([pointwise(h[:, ::2, ::2], p["a"]), pointwise(h[:, 1::2, 1::2], p["b"])],
+                      axis=-1)
+  y, st = _bn(y, p["bn"], mode)
+  return y, {"bn": st}
+
+
+def relu_conv_bn(x, p, mode):
+  """ReLU -> Conv1x1 -> BN (cell input preprocessing). ``p``: ``{conv, bn}``."""
+  y, st = _bn(pointwise(jax.nn.relu(x), p["conv"]), p["bn"], mode)
+  return y, {"bn": st}
+
+
+def _dw_pw_bn(x, dw, pw, bn, stride, padding, dilation, mode, impl):
+  h = depthwise_conv(jax.nn.relu(x), dw, stride, padding, dilation, impl)
+  return _bn(pointwise(h, pw), bn, mode)
+
+
+def sep_conv(x, p, k, stride, mode, impl):
+  """[ReLU, depthwise kxk, pointwise, BN] x 2, the stride in the first depthwise conv."""
+  h, s1 = _dw_pw_bn(x, p["dw1"], p["pw1"], p["bn1"], stride, k // 2, 1, mode, impl)
+  h, s2 = _dw_pw_bn(h, p["dw2"], p["pw2"], p["bn2"], 1, k // 2, 1, mode, impl)
+  return h, {"bn1": s1, "bn2": s2}
+
+
+def dil_conv(x, p, k, stride, mode, impl):
+  """ReLU, depthwise kxk with dilation 2 (padding k-1), pointwise, BN."""
+  h, s = _dw_pw_bn(x, p["dw"], p["pw"], p["bn"], stride, k - 1, 2, mode, impl)
+  return h, {"bn": s}
+
+
+def _states_of(p):
+  """The BN running-state subtree of an edge's parameter tree ``{op_key: {bn_name: state}}``."""
+  out = {}
+  for key, site in p.items():
+    out[key] = {n: (v["state"] if v is not None else None) for n, v in site.items()
+                if n.startswith("bn")}
+  return out
+
+
+def apply_op(k: int, x, p, stride: int, mode: str, impl: str):
+  """Operation ``OPS[k]`` on ``x``; returns ``(y, {op_key: {bn_name: new_state}})`` for its own
+  BNs only (``p`` is the edge's parameter tree, ``p[OP_KEYS[k]]`` this op's)."""
+  if k == NONE:
+    b, h, w, c = x.shape
+    return jnp.zeros((b, -(-h // stride), -(-w // stride), c), x.dtype), {}
+  if k == SKIP:
+    if stride == 1:
+      return x, {}
+    y, st = factorized_reduce(x, p["skip"], mode)
+    return y, {"skip": st}
+  if k in (MAX_POOL, AVG_POOL):
+    y = (max_pool_3x3 if k == MAX_POOL else avg_pool_3x3)(x, stride)
+    key = OP_KEYS[k]
+    if key in p:
+      y, st = _bn(y, p[key]["bn"], mode)
+      return y, {key: {"bn": st}}
+    return y, {}
+  if k in (SEP3, SEP5):
+    y, st = sep_conv(x, p[OP_KEYS[k]], 3 if k == SEP3 else 5, stride, mode, impl)
+  elif k in (DIL3, DIL5):
+    y, st = dil_conv(x, p[OP_KEYS[k]], 3 if k == DIL3 else 5, stride, mode, impl)
+  else:
+    raise JaxnasInputError(f"DARTS op index must be in 0..{NUM_OPS - 1}, got {k}")
+  return y, {OP_KEYS[k]: st}
+
+
+def mixed_edge(x, op, p, stride: int, mode: str, impl: str):
+  """One supernet edge. ``op``: a Python int, a traced int scalar (``lax.switch``) or weights
+  ``(8,)`` (``sum_k w_k op_k(x)``). Returns ``(y, states)`` with every BN state of the edge."""
+  states0 = _states_of(p)
+
+  def branch(k):
+    def f(x):
+      y, st = apply_op(k, x, p, stride, mode, impl)
+      states = {key: dict(v) for key, v in states0.items()}
+      for key, v in st.items():
+        states[key].update(v)
+      return y, states
+    return f
+
+  if isinstance(op, (int, np.integer)):
+    return branch(int(op))(x)
+  if jnp.ndim(op) == 0:
+    return jax.lax.switch(op, [branch(k) for k in range(NUM_OPS)], x)
+  y, states = None, {key: dict(v) for key, v in states0.items()}
+  for k in range(NUM_OPS):
+    yk, st = apply_op(k, x, p, stride, mode, impl)
+    t = op[k].astype(x.dtype) * yk
+    y = t if y is None else y + t
+    for key, v in st.items():
+      states[key].update(v)
+  return y, states

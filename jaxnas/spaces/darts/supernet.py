@@ -1,0 +1,180 @@
+"""The DARTS search supernet as a Flax module (``model_search.Network`` of DARTS).
+
+:class:`DartsSupernet` (search default C=16, L=8): every edge holds all 8 operations. The
+architecture is an *input*: mixture weights ``(2, 14, 8)`` (normal, reduce) with edge output
+``sum_k w_k op_k(x)`` (FreeDARTS passes the raw alpha, DARTS its softmax), or a discrete
+architecture (op indices per edge, ``lax.switch``: under ``lax.map`` only the chosen op runs). The
+14 edges of a cell share one stacked parameter tree ``(14, ...)`` and run in ``lax.scan`` (one scan
+over the 14 edges in a normal cell; in a reduction cell one over the 8 stride-2 edges from the
+inputs and one over the 6 internal edges), so each cell compiles one or two edge bodies. Search
+defaults: cell BNs without affine parameters and an extra BN(affine=False) after pooling ops
+(``affine=False, pool_bn=True``). It shares the operations and the parameter naming with
+:class:`~jaxnas.spaces.darts.evalnet.DartsEvalNet`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.errors import JaxnasInputError
+from jaxnas.spaces.darts.blocks import (_check_config, _concat_nodes, _drop_states, _head,
+                                        _preprocess, _stem, _tracking, check_input, declare_op)
+from jaxnas.spaces.darts.operations import mixed_edge
+from jaxnas.spaces.darts.topology import (EDGES, INNER_EDGES, INPUT_EDGES, NUM_EDGES, NUM_NODES,
+                                          NUM_OPS, OP_KEYS, SKIP, _arch_to_edges, cell_plan)
+
+class _SuperCell(nn.Module):
+  """One supernet cell; ``ops`` ``(14,)`` int or ``(14, 8)`` weights."""
+  C: int
+  C_pp: int
+  C_p: int
+  reduction: bool
+  reduction_prev: bool
+  bn: str
+  affine: bool
+  pool_bn: bool
+  weight_init: str
+  conv_impl: str
+
+  @nn.compact
+  def __call__(self, s0, s1, ops):
+    mode, C = self.bn, self.C
+    s0 = _preprocess(self, s0, "pre0", self.C_pp, C, self.reduction_prev, self.affine, mode,
+                     self.weight_init)
+    s1 = _preprocess(self, s1, "pre1", self.C_p, C, False, self.affine, mode, self.weight_init)
+    params, bnvs = {}, {}
+    for k in range(NUM_OPS):
+      stride = 2 if (self.reduction and k == SKIP) else 1
+      stack = (len(INPUT_EDGES),) if (self.reduction and k == SKIP) else (NUM_EDGES,)
+      p, b = declare_op(self, k, C, stride, self.affine, self.pool_bn, mode, self.weight_init,
+                        stack)
+      if p is not None:
+        params[OP_KEYS[k]] = p
+        bnvs.update(b)
+    track = mode == "batch" and any(_tracking(b) for b in bnvs.values())
+    if not (track or mode == "running"):
+      params = _drop_states(params)
+    impl = self.conv_impl
+
+    def take(tree, idx):
+      return jax.tree_util.tree_map(lambda a: a[np.asarray(idx)], tree)
+
+    if not self.reduction:
+      nodes = jnp.zeros((6,) + s1.shape, s1.dtype).at[0].set(s0).at[1].set(s1)
+      frm = np.array([f for _, f in EDGES], np.int32)
+      to = np.array([t for t, _ in EDGES], np.int32)
+
+      def edge(nodes, xs):
+        t, f, op, p = xs
+        y, st = mixed_edge(nodes[f], op, p, 1, mode, impl)
+        return nodes.at[t].add(y), st
+
+      # rematerialise edges in reverse mode (every op of the edge would otherwise be stored)
+      nodes, states = jax.lax.scan(_remat(edge), nodes, (to, frm, ops, params))
+      out = _concat_nodes(nodes[2:])
+    else:
+      p_in = {key: (v if key == "skip" else take(v, INPUT_EDGES)) for key, v in params.items()}
+      p_mid = {key: take(v, INNER_EDGES) for key, v in params.items() if key != "skip"}
+      inputs = jnp.stack([s0, s1])
+      b, h, w, c = s1.shape
+      acc = jnp.zeros((NUM_NODES, b, h // 2, w // 2, c), s1.dtype)
+      to_in = np.array([EDGES[e][0] - 2 for e in INPUT_EDGES], np.int32)
+      frm_in = np.array([EDGES[e][1] for e in INPUT_EDGES], np.int32)
+
+      def in_edge(acc, xs):
+        t, f, op, p = xs
+        y, st = mixed_edge(inputs[f], op, p, 2, mode, impl)
+        return acc.at[t].add(y), st
+
+      acc, st_in = jax.lax.scan(_remat(in_edge), acc,
+                                (to_in, frm_in, ops[np.asarray(INPUT_EDGES)], p_in))
+      to_mid = np.array([EDGES[e][0] - 2 for e in INNER_EDGES], np.int32)
+      frm_mid = np.array([EDGES[e][1] - 2 for e in INNER_EDGES], np.int32)
+
+      def mid_edge(acc, xs):
+        t, f, op, p = xs
+        y, st = mixed_edge(acc[f], op, p, 1, mode, impl)
+        return acc.at[t].add(y), st
+
+      acc, st_mid = jax.lax.scan(_remat(mid_edge), acc,
+                                 (to_mid, frm_mid, ops[np.asarray(INNER_EDGES)], p_mid))
+      out = _concat_nodes(acc)
+      states = _merge_reduction_states(st_in, st_mid)
+    if track:
+      for (key, name), bnv in bnvs.items():
+        bnv.write(states[key][name])
+    return out
+
+
+def _remat(f):
+  return jax.checkpoint(f) if os.environ.get("REMAT", "1") == "1" else f
+
+
+def _merge_reduction_states(st_in, st_mid):
+  """Stacked BN states of the 8 input edges and 6 inner edges -> the 14-edge stacks (the skip
+  site's states stay stacked over the 8 input edges)."""
+  inv = np.argsort(np.array(INPUT_EDGES + INNER_EDGES))
+  out = {}
+  for key, site in st_in.items():
+    if key == "skip":
+      out[key] = site
+      continue
+    out[key] = jax.tree_util.tree_map(
+        lambda a, b: jnp.concatenate([a, b])[inv], site, st_mid[key])
+  return out
+
+
+class DartsSupernet(nn.Module):
+  """The DARTS search supernet; call as ``apply(variables, x, arch)``.
+
+  Attributes:
+    C: channels of the first cells (stem outputs ``stem_multiplier * C``).
+    L: number of cells; reduction cells at ``L//3`` and ``2L//3``.
+    num_classes: classifier outputs.
+    bn: ``'batch'`` (PyTorch train mode; running statistics updated when ``batch_stats`` is
+      mutable), ``'running'`` (stored statistics) or ``'none'`` (every BN removed).
+    affine: cell BNs (preprocessing and operations) carry scale/bias. DARTS' search network: False
+      (the stem BN is always affine).
+    pool_bn: an extra BN(affine=False) after each pooling op (DARTS' search network: True).
+    stem_multiplier: the stem outputs ``stem_multiplier * C`` channels (3).
+    weight_init: ``'torch'`` (PyTorch default) or ``'kaiming_normal'``.
+    conv_impl: depthwise convolution implementation, see :func:`depthwise_conv`.
+
+  Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4; ``arch``: mixture weights
+  ``(2, 14, 8)`` float (rows: normal / reduce cell edges in :data:`EDGES` order, columns
+  :data:`OPS`), a discrete architecture ``(2, 8, 2)`` int (see :mod:`jaxnas.spaces.darts`) or per-edge
+  op indices ``(2, 14)`` int (0 = no edge). Output: logits ``(B, num_classes)``.
+
+  With ``affine=True, pool_bn=False`` and a discrete architecture (or its one-hot
+  :func:`to_weights`), the output equals :class:`DartsEvalNet`'s on :func:`discrete_params`.
+  """
+  C: int = 16
+  L: int = 8
+  num_classes: int = 10
+  bn: str = "batch"
+  affine: bool = False
+  pool_bn: bool = True
+  stem_multiplier: int = 3
+  weight_init: str = "torch"
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x, arch):
+    _check_config(self.C, self.L, self.num_classes, self.bn, self.conv_impl, self.stem_multiplier)
+    check_input(x)
+    if arch is None:
+      raise JaxnasInputError("DartsSupernet needs an architecture argument (weights or genotype)")
+    ops = _arch_to_edges(arch)
+    h = _stem(self, x, self.stem_multiplier * self.C, self.bn, self.weight_init)
+    s0 = s1 = h
+    plan, _ = cell_plan(self.C, self.L, self.stem_multiplier)
+    for i, (c_pp, c_p, c, red, red_prev) in enumerate(plan):
+      cell = _SuperCell(c, c_pp, c_p, red, red_prev, self.bn, self.affine, self.pool_bn,
+                        self.weight_init, self.conv_impl, name=f"cell_{i}")
+      s0, s1 = s1, cell(s0, s1, ops[1 if red else 0])
+    return _head(s1, self.num_classes, self.weight_init)
