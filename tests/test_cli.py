@@ -164,6 +164,10 @@ def test_list_shows_every_kind(capsys):
   assert code == 0
   for word in ("spaces:", "nb201", "proxies:", "params", "flops", "datasets:", "cifar10-bundled"):
     assert word in stdout
+  # what each method runs on and each space's truth, from their declarations
+  assert "truth: nb101_val" in stdout
+  hnas = next(l for l in stdout.splitlines() if l.strip().startswith("hnas "))
+  assert hnas.endswith("[spaces: nb201]")
 
 
 def test_quickstart_prints_the_correlation_table(capsys):

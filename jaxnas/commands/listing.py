@@ -18,7 +18,8 @@ def run(args) -> int:
   for s in list_spaces():
     sp = get_space(s)
     n = f"{sp.num_archs} architectures" if sp.num_archs else "not enumerable (sampled)"
-    print(f"  {s:<16} {n}")
+    truth = f"; truth: {', '.join(sp.metrics)}" if sp.metrics else ""
+    print(f"  {s:<16} {n}{truth}")
   print("proxies:")
   for p in list_proxies():
     print(f"  {p:<16} {get_proxy(p).doc}")
@@ -31,7 +32,7 @@ def run(args) -> int:
   if list_methods is not None:
     print("search methods:")
     for m in list_methods():
-      print(f"  {m:<16} {get_method(m).doc}")
+      print(f"  {m:<16} {get_method(m).doc} [spaces: {', '.join(get_method(m).spaces)}]")
   print("datasets:")
   for d in data.DATASETS:
     print(f"  {d:<16} {data.describe(d)}")

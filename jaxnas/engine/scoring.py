@@ -15,7 +15,8 @@ architectures in one of these ways (``mode``):
   nothing is compiled per architecture and no op runs inside a loop or conditional body (which
   XLA:CPU runs unfused and single-threaded). Variables are initialised by one compiled function.
 * ``'auto'`` (default): on CPU, ``eager`` for a proxy registered ``cpu_eager`` (measured faster
-  eagerly) when the space unrolls and the networks are big (:class:`_AutoScoreFn`). Otherwise it
+  eagerly), or any proxy on a ``masked`` space (NB101, whose shared build computes every op), when
+  the space unrolls and the networks are big (:class:`_AutoScoreFn`). Otherwise it
   traces the proxy once and looks for conditionals; without any, ``vmap`` costs nothing extra
   and is used; with them, the mode measured fastest on the backend (:data:`AUTO_BRANCHING`, see
   BENCHMARKS.md): ``map`` on CPU (XLA:CPU runs one architecture's chosen ops; the select's 5.6x
@@ -265,7 +266,7 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
       raise JaxnasInputError("mode 'eager' runs on one device; use map, vmap or hybrid with "
                              f"{n_dev} devices")
     return EagerScoreFn(space, proxy, module, info)
-  if (mode == "auto" and unrolls and proxy.cpu_eager
+  if (mode == "auto" and unrolls and (proxy.cpu_eager or space.masked)
       and AUTO_BRANCHING.get(platform) == "eager"):
     return _AutoScoreFn(space, proxy, module, cfg, group, devs, info)
   one = _one_fn(space, proxy, module)

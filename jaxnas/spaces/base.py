@@ -50,6 +50,9 @@ class SearchSpace(NamedTuple):
     provides: capabilities of the network beyond its module's fields (:meth:`capabilities`),
       e.g. ``('features',)``; a proxy whose ``requires`` names one the space lacks is refused
       when it is selected (:func:`jaxnas.proxies.check_supported`).
+    masked: its shared build runs every operation of every architecture (fixed widths and masks,
+      no conditionals; NB101), unlike NB201's ``lax.switch``: on CPU, ``auto`` then scores every
+      proxy with the ``'eager'`` executor when the networks are big (with ``unrolls``).
     search_config: module overrides of the papers' search supernet (FreeDARTS, TE-NAS), e.g.
       NB201 ``{'C': 16, 'N': 5, 'cell_bn_affine': False, 'bn': 'batch'}``; None: ``model()``.
     small_config: module overrides of a small supernet for NTK-based searches (NASI), whose
@@ -78,6 +81,7 @@ class SearchSpace(NamedTuple):
   discretize: Optional[Callable[[Any], np.ndarray]] = None
   unrolls: bool = False
   provides: tuple = ()
+  masked: bool = False
   search_config: Optional[Mapping] = None
   small_config: Optional[Mapping] = None
   describe: Optional[Callable[[Any], dict]] = None

@@ -20,13 +20,12 @@ from jaxnas.spaces.darts.evalnet import DartsEvalNet
 from jaxnas.spaces.darts.genotypes import (ARCH_SHAPE, CELL_TYPES, CONCAT, KNOWN, decode, encode,
                                            genotype, parse)
 from jaxnas.spaces.darts.layout import active_mask, discrete_params
-from jaxnas.spaces.darts.space import (ALPHA_SHAPE, SPACE, accuracy, describe, discretize, model,
-                                       mutate, sample)
+from jaxnas.spaces.darts.space import (ALPHA_SHAPE, SPACE, describe, discretize, model, mutate,
+                                       sample)
 from jaxnas.spaces.darts.supernet import DartsSupernet
 from jaxnas.spaces.darts.topology import EDGES, OPS, edge_ops, reduction_layers, to_weights
 
 __all__ = ["SPACE", "OPS", "EDGES", "KNOWN", "encode", "decode", "parse", "genotype", "sample",
            "mutate", "discretize", "model", "count_params", "count_flops", "to_weights",
            "edge_ops", "active_mask", "discrete_params", "DartsSupernet", "DartsEvalNet",
-           "reduction_layers", "ARCH_SHAPE", "ALPHA_SHAPE", "CELL_TYPES", "CONCAT", "describe",
-           "accuracy"]
+           "reduction_layers", "ARCH_SHAPE", "ALPHA_SHAPE", "CELL_TYPES", "CONCAT", "describe"]

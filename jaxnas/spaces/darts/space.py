@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.errors import JaxnasInputError
+from jaxnas.benchmarks import nb301
 from jaxnas.spaces.base import SearchSpace
 from jaxnas.spaces.darts.counts import count_flops, count_params
 from jaxnas.spaces.darts.evalnet import DartsEvalNet
@@ -152,18 +153,6 @@ def describe(arch) -> dict:
           "params_M": float(count_params(a, C=36, L=20)) / 1e6}
 
 
-def accuracy(archs, metric: str = "nb301_val"):
-  """NAS-Bench-301 surrogate validation accuracy of ``(n, *ARCH_SHAPE)`` architectures (the
-  bundled 500 genotypes; NaN for any other)."""
-  from jaxnas.benchmarks import nb301
-  return nb301.accuracy_of(list(np.asarray(archs).reshape(-1, *ARCH_SHAPE)), metric)
-
-
-def _metrics() -> tuple:
-  from jaxnas.benchmarks.nb301 import METRICS
-  return METRICS
-
-
 SPACE = SearchSpace(
     name="darts",
     arch_shape=ARCH_SHAPE,
@@ -182,6 +171,6 @@ SPACE = SearchSpace(
     search_config=dict(C=16, L=8, affine=False, bn="batch"),
     small_config=dict(C=8, L=5, affine=False, bn="batch"),
     describe=describe,
-    metrics=_metrics(),
-    accuracy=accuracy,
+    metrics=nb301.METRICS,
+    accuracy=nb301.accuracy_of,  # by encoding; NaN for an architecture not in the table
 )

@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxnas import _compat
 from jaxnas.errors import JaxnasInputError
+from jaxnas.benchmarks import nb101
 from jaxnas.spaces.base import SearchSpace
 from jaxnas.spaces.nb101 import counts
 from jaxnas.spaces.nb101 import spec as S
@@ -294,18 +295,6 @@ def describe(arch) -> dict:
           "params_M": float(counts.params(to_spec(a))) / 1e6}
 
 
-def accuracy(archs, metric: str = "nb101_val"):
-  """NAS-Bench-101 validation accuracy of ``(n, 56)`` architectures (the bundled 300 specs; NaN
-  for any other)."""
-  from jaxnas.benchmarks import nb101
-  return nb101.accuracy_of(list(np.asarray(archs).reshape(-1, *ARCH_SHAPE)), metric)
-
-
-def _metrics() -> tuple:
-  from jaxnas.benchmarks.nb101 import METRICS
-  return METRICS
-
-
 SPACE = SearchSpace(
     name="nb101",
     arch_shape=ARCH_SHAPE,
@@ -318,7 +307,8 @@ SPACE = SearchSpace(
     count_params=_concrete(counts.params),
     count_flops=_concrete(counts.flops),
     unrolls=True,
+    masked=True,
     describe=describe,
-    metrics=_metrics(),
-    accuracy=accuracy,
+    metrics=nb101.METRICS,
+    accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table
 )

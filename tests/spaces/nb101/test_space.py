@@ -226,3 +226,22 @@ def test_epsilon_uses_the_nb101_weights_on_the_discrete_network():
     want = E.score_from_outputs(out(1e-4), out(10.0))
     assert np.isfinite(g)
     np.testing.assert_allclose(g, want, rtol=2e-3, atol=1e-6)
+
+
+def test_auto_runs_every_proxy_eagerly_on_big_nb101_networks(monkeypatch):
+  """NB101 declares ``masked`` (its shared build computes every op at full width): ``auto`` on
+  CPU uses the 'eager' executor for any proxy once the networks are big (threshold lowered here),
+  with the compiled mode's scores."""
+  from jaxnas.engine import scoring
+  assert SPACE.masked and SPACE.unrolls and not get_proxy("l2_norm").cpu_eager
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 5)])
+  batch = tiny_batch_of(4)
+  want = engine.score(SPACE, archs, ["l2_norm"], batch, config=CFG, mode="map")["l2_norm"]
+  scoring._cached_score_fn.cache_clear()
+  monkeypatch.setattr(scoring, "EAGER_MIN_FLOPS", 0.0)
+  info = {}
+  got = np.concatenate([v for *_, v in scoring.iter_scores(
+      SPACE, archs, "l2_norm", batch, config=CFG, chunk_size=2, report=info)])
+  assert info["mode"] == "eager"
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  scoring._cached_score_fn.cache_clear()
