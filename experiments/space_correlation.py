@@ -62,6 +62,9 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
                   if p[:-len(".partial")] not in paths)
   for path in paths:
     arch_strs: dict = {}
+    with open(path, encoding="utf-8") as f:
+      if path.endswith(".partial") and sum(1 for _ in f) < 2:
+        continue                    # a run that has not committed its first chunk yet
     for proxy, (idx, s) in _io.read_scores(path, arch_strs).items():
       if path.endswith(".partial"):
         proxy = f"{proxy} (partial)"
