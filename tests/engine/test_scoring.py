@@ -175,9 +175,10 @@ def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypa
 
 def test_eager_executor_refuses_what_it_cannot_run():
   batch = tiny_batch_of(2)
-  with pytest.raises(JaxnasInputError, match="'darts' does not"):
-    engine.score("darts", spaces.get_space("darts").sample(jax.random.key(0), 1), ["grad_norm"],
-                 batch, mode="eager")
+  scanned = spaces.get_space("darts")._replace(name="darts_scanned", unrolls=False)
+  with pytest.raises(JaxnasInputError, match="'darts_scanned' does not"):
+    engine.score(scanned, scanned.sample(jax.random.key(0), 1), ["grad_norm"], batch,
+                 mode="eager")
   fn = scoring.make_score_fn(spaces.get_space("nb201"), get_proxy("grad_norm"), TINY, "eager")
   with pytest.raises(JaxnasInputError, match="lower"):
     fn.lower(ARCHS[:1], np.zeros(1, np.int32), batch, jax.random.key(0))

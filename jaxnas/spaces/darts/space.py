@@ -167,6 +167,7 @@ SPACE = SearchSpace(
     mutate=mutate,
     alpha_shape=ALPHA_SHAPE,
     discretize=discretize,
+    unrolls=True,
     # DARTS' search network: C=16, 8 cells, cell BN without affine parameters, BN after pooling
     search_config=dict(C=16, L=8, affine=False, bn="batch"),
     small_config=dict(C=8, L=5, affine=False, bn="batch"),

@@ -6,15 +6,16 @@ architecture is an *input*: mixture weights ``(2, 14, 8)`` (normal, reduce) with
 architecture (op indices per edge, ``lax.switch``: under ``lax.map`` only the chosen op runs). The
 14 edges of a cell share one stacked parameter tree ``(14, ...)`` and run in ``lax.scan`` (one scan
 over the 14 edges in a normal cell; in a reduction cell one over the 8 stride-2 edges from the
-inputs and one over the 6 internal edges), so each cell compiles one or two edge bodies. Search
+inputs and one over the 6 internal edges), so each cell compiles one or two edge bodies. With
+``unrolled=True`` and a *concrete* discrete architecture the cells run as the discrete network over
+the same variables instead (:func:`unrolled_cell`: Python loops over the kept edges, each op a
+compiled block shared by every architecture): the engine's ``'eager'`` executor. Search
 defaults: cell BNs without affine parameters and an extra BN(affine=False) after pooling ops
 (``affine=False, pool_bn=True``). It shares the operations and the parameter naming with
 :class:`~jaxnas.spaces.darts.evalnet.DartsEvalNet`.
 """
 
 from __future__ import annotations
-
-import os
 
 import flax.linen as nn
 import jax
@@ -24,9 +25,53 @@ import numpy as np
 from jaxnas.errors import JaxnasInputError
 from jaxnas.spaces.darts.blocks import (_check_config, _concat_nodes, _drop_states, _head,
                                         _preprocess, _stem, _tracking, check_input, declare_op)
-from jaxnas.spaces.darts.operations import mixed_edge
-from jaxnas.spaces.darts.topology import (EDGES, INNER_EDGES, INPUT_EDGES, NUM_EDGES, NUM_NODES,
-                                          NUM_OPS, OP_KEYS, SKIP, _arch_to_edges, cell_plan)
+from jaxnas.spaces.darts.operations import apply_op, mixed_edge
+from jaxnas.spaces.darts.topology import (EDGES, INNER_EDGES, INPUT_EDGES, NODE_OFFSET, NONE,
+                                          NUM_EDGES, NUM_NODES, NUM_OPS, OP_KEYS, SKIP,
+                                          _arch_to_edges, cell_plan)
+
+#: one DARTS operation on one edge's parameters, compiled once per (op, stride, BN mode, shapes)
+#: and shared by every edge, cell and architecture of the unrolled build
+_op_block = jax.jit(apply_op, static_argnums=(0, 3, 4, 5))
+
+
+def _take(tree, row: int):
+  return jax.tree_util.tree_map(lambda a: a[row], tree)
+
+
+def unrolled_cell(s0, s1, ops, params, reduction: bool, mode: str, impl: str, track: bool):
+  """One cell of a *concrete* architecture as its discrete network: for each intermediate node, the
+  sum of its kept edges (``ops[e] != none``), each op run on its own slice of the stacked
+  ``(14, ...)`` variables (the skip site of a reduction cell is stacked over the 8 input edges).
+  Returns ``(output, states)``: with ``track``, the stacked BN states with the kept edges' rows
+  replaced by their new running statistics (the other edges keep theirs), else None. Values
+  equal the scanned supernet's on the same variables (:class:`_SuperCell`)."""
+  nodes = [s0, s1]
+  b, h, w, c = s1.shape
+  shape = (b, h // 2, w // 2, c) if reduction else s1.shape
+  states = None
+  if track:
+    states = {key: {n: v["state"] for n, v in site.items() if n.startswith("bn")}
+              for key, site in params.items()}
+  for n in range(NUM_NODES):
+    acc = None
+    for j in range(n + 2):
+      e, op = NODE_OFFSET[n] + j, int(ops[NODE_OFFSET[n] + j])
+      if op == NONE:
+        continue
+      stride = 2 if (reduction and j < 2) else 1
+      key = OP_KEYS[op]
+      uses = key in params and not (op == SKIP and stride == 1)
+      row = INPUT_EDGES.index(e) if (uses and key == "skip") else e
+      p = {key: _take(params[key], row)} if uses else {}
+      y, st = _op_block(op, nodes[j], p, stride, mode, impl)
+      acc = y if acc is None else acc + y
+      if track and uses:
+        for name, new in st.get(key, {}).items():
+          states[key][name] = jax.tree_util.tree_map(lambda a, v: a.at[row].set(v),
+                                                     states[key][name], new)
+    nodes.append(jnp.zeros(shape, s1.dtype) if acc is None else acc)
+  return jnp.concatenate(nodes[2:], axis=-1), states
 
 class _SuperCell(nn.Module):
   """One supernet cell; ``ops`` ``(14,)`` int or ``(14, 8)`` weights."""
@@ -40,6 +85,7 @@ class _SuperCell(nn.Module):
   pool_bn: bool
   weight_init: str
   conv_impl: str
+  unrolled: bool = False
 
   @nn.compact
   def __call__(self, s0, s1, ops):
@@ -64,7 +110,9 @@ class _SuperCell(nn.Module):
     def take(tree, idx):
       return jax.tree_util.tree_map(lambda a: a[np.asarray(idx)], tree)
 
-    if not self.reduction:
+    if self.unrolled:
+      out, states = unrolled_cell(s0, s1, ops, params, self.reduction, mode, impl, track)
+    elif not self.reduction:
       nodes = jnp.zeros((6,) + s1.shape, s1.dtype).at[0].set(s0).at[1].set(s1)
       frm = np.array([f for _, f in EDGES], np.int32)
       to = np.array([t for t, _ in EDGES], np.int32)
@@ -75,7 +123,7 @@ class _SuperCell(nn.Module):
         return nodes.at[t].add(y), st
 
       # rematerialise edges in reverse mode (every op of the edge would otherwise be stored)
-      nodes, states = jax.lax.scan(_remat(edge), nodes, (to, frm, ops, params))
+      nodes, states = jax.lax.scan(jax.checkpoint(edge), nodes, (to, frm, ops, params))
       out = _concat_nodes(nodes[2:])
     else:
       p_in = {key: (v if key == "skip" else take(v, INPUT_EDGES)) for key, v in params.items()}
@@ -91,7 +139,7 @@ class _SuperCell(nn.Module):
         y, st = mixed_edge(inputs[f], op, p, 2, mode, impl)
         return acc.at[t].add(y), st
 
-      acc, st_in = jax.lax.scan(_remat(in_edge), acc,
+      acc, st_in = jax.lax.scan(jax.checkpoint(in_edge), acc,
                                 (to_in, frm_in, ops[np.asarray(INPUT_EDGES)], p_in))
       to_mid = np.array([EDGES[e][0] - 2 for e in INNER_EDGES], np.int32)
       frm_mid = np.array([EDGES[e][1] - 2 for e in INNER_EDGES], np.int32)
@@ -101,7 +149,7 @@ class _SuperCell(nn.Module):
         y, st = mixed_edge(acc[f], op, p, 1, mode, impl)
         return acc.at[t].add(y), st
 
-      acc, st_mid = jax.lax.scan(_remat(mid_edge), acc,
+      acc, st_mid = jax.lax.scan(jax.checkpoint(mid_edge), acc,
                                  (to_mid, frm_mid, ops[np.asarray(INNER_EDGES)], p_mid))
       out = _concat_nodes(acc)
       states = _merge_reduction_states(st_in, st_mid)
@@ -109,10 +157,6 @@ class _SuperCell(nn.Module):
       for (key, name), bnv in bnvs.items():
         bnv.write(states[key][name])
     return out
-
-
-def _remat(f):
-  return jax.checkpoint(f) if os.environ.get("REMAT", "1") == "1" else f
 
 
 def _merge_reduction_states(st_in, st_mid):
@@ -144,6 +188,9 @@ class DartsSupernet(nn.Module):
     stem_multiplier: the stem outputs ``stem_multiplier * C`` channels (3).
     weight_init: ``'torch'`` (PyTorch default) or ``'kaiming_normal'``.
     conv_impl: depthwise convolution implementation, see :func:`depthwise_conv`.
+    unrolled: with a *concrete* discrete architecture (numpy, or a jax array outside tracing), run
+      the discrete network over these variables (:func:`unrolled_cell`); mixture weights and
+      traced architectures take the scanned build.
 
   Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4; ``arch``: mixture weights
   ``(2, 14, 8)`` float (rows: normal / reduce cell edges in :data:`EDGES` order, columns
@@ -162,6 +209,7 @@ class DartsSupernet(nn.Module):
   stem_multiplier: int = 3
   weight_init: str = "torch"
   conv_impl: str = "auto"
+  unrolled: bool = False
 
   @nn.compact
   def __call__(self, x, arch):
@@ -170,11 +218,15 @@ class DartsSupernet(nn.Module):
     if arch is None:
       raise JaxnasInputError("DartsSupernet needs an architecture argument (weights or genotype)")
     ops = _arch_to_edges(arch)
+    unroll = (self.unrolled and not isinstance(arch, jax.core.Tracer)
+              and jnp.issubdtype(ops.dtype, jnp.integer))
+    if unroll:
+      ops = np.asarray(ops)
     h = _stem(self, x, self.stem_multiplier * self.C, self.bn, self.weight_init)
     s0 = s1 = h
     plan, _ = cell_plan(self.C, self.L, self.stem_multiplier)
     for i, (c_pp, c_p, c, red, red_prev) in enumerate(plan):
       cell = _SuperCell(c, c_pp, c_p, red, red_prev, self.bn, self.affine, self.pool_bn,
-                        self.weight_init, self.conv_impl, name=f"cell_{i}")
+                        self.weight_init, self.conv_impl, unroll, name=f"cell_{i}")
       s0, s1 = s1, cell(s0, s1, ops[1 if red else 0])
     return _head(s1, self.num_classes, self.weight_init)
