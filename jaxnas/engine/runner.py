@@ -53,9 +53,11 @@ def versions() -> dict:
 
 
 def module_settings(space, proxy, config) -> dict:
-  """The module configuration a proxy runs with (BN mode, width, ...), JSON-able."""
+  """The module configuration a proxy runs with (BN mode, width, ...), JSON-able; not the fields
+  that only choose how it executes (``unrolled``: :data:`store.EXECUTION_FIELDS`)."""
   m = scoring.module_for(space, proxy, config)
-  return {f: _jsonable(getattr(m, f)) for f in m.__dataclass_fields__ if f not in ("parent", "name")}
+  skip = ("parent", "name") + store.EXECUTION_FIELDS
+  return {f: _jsonable(getattr(m, f)) for f in m.__dataclass_fields__ if f not in skip}
 
 
 def make_settings(space, archs, proxy_names, batch, *, seed: int = 0,

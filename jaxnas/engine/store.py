@@ -116,8 +116,29 @@ def _sha256(path: str, nbytes: int) -> str:
   return h.hexdigest()
 
 
+#: module fields that choose how a network executes, not what it computes (the ``'eager'``
+#: executor's ``unrolled``): files written before a space gained one still resume
+EXECUTION_FIELDS = ("unrolled",)
+
+
+def comparable(settings: dict) -> dict:
+  """``settings`` without :data:`EXECUTION_FIELDS` in any proxy's module configuration."""
+  ps = settings.get("proxy_settings")
+  if not isinstance(ps, dict):
+    return settings
+  out = {}
+  for name, p in ps.items():
+    if isinstance(p, dict) and isinstance(p.get("module"), dict):
+      p = dict(p, module={k: v for k, v in p["module"].items() if k not in EXECUTION_FIELDS})
+    out[name] = p
+  return dict(settings, proxy_settings=out)
+
+
 def diff_settings(a: dict, b: dict, prefix: str = "") -> list[str]:
-  """Human-readable differences between two settings dicts (``key: a vs b``)."""
+  """Human-readable differences between two settings dicts (``key: a vs b``); at the top level,
+  execution-only module fields (:func:`comparable`) are ignored."""
+  if not prefix:
+    a, b = comparable(a), comparable(b)
   out = []
   for k in sorted(set(a) | set(b), key=lambda k: (_ORDER.index(k) if k in _ORDER else
                                                   len(_ORDER) + (k in _LAST), k)):

@@ -105,6 +105,30 @@ def _partial_run(tmp_path, k=3):
   return out, store.partial_path(str(out))
 
 
+def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference):
+  """Settings record what a network computes, not how it executes: a file whose module settings
+  carry ``unrolled`` (written before that field was left out) resumes to the same file, while a
+  real module difference is still refused."""
+  ref, _ = reference
+  out = tmp_path / "s.csv"
+  with pytest.raises(Crash):
+    run(out, progress=crash_after(2))
+  meta_path = store.partial_path(str(out)) + ".meta.json"
+  meta = json.load(open(meta_path))
+  assert "unrolled" not in meta["settings"]["proxy_settings"]["l2_norm"]["module"]
+  for p in PROXIES:
+    meta["settings"]["proxy_settings"][p]["module"]["unrolled"] = False
+  json.dump(meta, open(meta_path, "w"))
+  assert store.diff_settings(meta["settings"], dict(meta["settings"], seed=1)) == [
+      "seed: 0 in the file vs 1 now"]
+  run(out, resume=True)
+  assert out.read_bytes() == ref.read_bytes()
+  meta = json.load(open(str(out) + ".meta.json"))
+  meta["settings"]["proxy_settings"]["l2_norm"]["module"]["C"] = 8
+  assert store.diff_settings(meta["settings"], json.load(open(str(ref) + ".meta.json"))[
+      "settings"]) == ["proxy_settings.l2_norm.module.C: 8 in the file vs 4 now"]
+
+
 def test_corrupt_truncated_and_foreign_files_are_reported(tmp_path):
   out, part = _partial_run(tmp_path)
   data = open(part, "rb").read()
