@@ -12,6 +12,7 @@ configured, and one traced architecture) plus variables, a minibatch and a key.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import flax.linen as nn
@@ -98,15 +99,9 @@ class SearchSpace(NamedTuple):
     as ``intermediates/features``) and what its functions make possible: ``'supernet'``
     (``alpha_shape`` and ``discretize``), ``'enumerable'`` (``num_archs`` with ``to_index`` /
     ``from_index``), ``'mutate'``, ``'benchmark'`` (``accuracy``), ``'unrolled'`` (``unrolls``).
-    Proxies declare what they use in ``Proxy.requires``, search methods in ``Method.requires``."""
-    fields = getattr(self.model(), "__dataclass_fields__", {})
-    derived = {"supernet": self.alpha_shape is not None and self.discretize is not None,
-               "enumerable": (self.num_archs is not None and self.to_index is not None
-                              and self.from_index is not None),
-               "mutate": self.mutate is not None, "benchmark": self.accuracy is not None,
-               "unrolled": self.unrolls}
-    return (frozenset(f for f in fields if f not in ("parent", "name")) | frozenset(self.provides)
-            | frozenset(k for k, v in derived.items() if v))
+    Proxies declare what they use in ``Proxy.requires``, search methods in ``Method.requires``.
+    Computed once per space (the module is built to read its fields)."""
+    return _capabilities(self)
 
   def describe_arch(self, arch) -> dict:
     """The JSON-able fields naming ``arch`` in a search result (:attr:`describe`)."""
@@ -121,6 +116,18 @@ class SearchSpace(NamedTuple):
       raise ValueError(f"which must be 'search' or 'small', got {which!r}")
     small = self.small_config if which == "small" else None
     return dict(small if small is not None else (self.search_config or {}))
+
+
+@functools.lru_cache(maxsize=None)
+def _capabilities(space: SearchSpace) -> frozenset:
+  fields = getattr(space.model(), "__dataclass_fields__", {})
+  derived = {"supernet": space.alpha_shape is not None and space.discretize is not None,
+             "enumerable": (space.num_archs is not None and space.to_index is not None
+                            and space.from_index is not None),
+             "mutate": space.mutate is not None, "benchmark": space.accuracy is not None,
+             "unrolled": space.unrolls}
+  return (frozenset(f for f in fields if f not in ("parent", "name")) | frozenset(space.provides)
+          | frozenset(k for k, v in derived.items() if v))
 
 
 class Network(NamedTuple):
