@@ -175,8 +175,8 @@ def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypa
 
 def test_eager_executor_refuses_what_it_cannot_run():
   batch = tiny_batch_of(2)
-  scanned = spaces.get_space("darts")._replace(name="darts_scanned", unrolls=False)
-  with pytest.raises(JaxnasInputError, match="'darts_scanned' does not"):
+  scanned = spaces.get_space("darts")
+  with pytest.raises(JaxnasInputError, match="'darts' does not"):
     engine.score(scanned, scanned.sample(jax.random.key(0), 1), ["grad_norm"], batch,
                  mode="eager")
   fn = scoring.make_score_fn(spaces.get_space("nb201"), get_proxy("grad_norm"), TINY, "eager")

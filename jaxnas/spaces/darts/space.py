@@ -167,7 +167,8 @@ SPACE = SearchSpace(
     mutate=mutate,
     alpha_shape=ALPHA_SHAPE,
     discretize=discretize,
-    unrolls=True,
+    # unrolls stays False: model(unrolled=True) runs a genotype as its discrete network, but the
+    # 'eager' executor measured no faster than 'map' here (BENCHMARKS.md) and holds ~12 GB at C=32
     # DARTS' search network: C=16, 8 cells, cell BN without affine parameters, BN after pooling
     search_config=dict(C=16, L=8, affine=False, bn="batch"),
     small_config=dict(C=8, L=5, affine=False, bn="batch"),
