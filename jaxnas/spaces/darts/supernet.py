@@ -9,7 +9,8 @@ over the 14 edges in a normal cell; in a reduction cell one over the 8 stride-2 
 inputs and one over the 6 internal edges), so each cell compiles one or two edge bodies. With
 ``unrolled=True`` and a *concrete* discrete architecture the cells run as the discrete network over
 the same variables instead (:func:`unrolled_cell`: Python loops over the kept edges, each op a
-compiled block shared by every architecture): the engine's ``'eager'`` executor. Search
+compiled block shared by every architecture; the engine's ``'eager'`` executor is not enabled for
+DARTS: it measured no faster than ``map``, see BENCHMARKS.md). Search
 defaults: cell BNs without affine parameters and an extra BN(affine=False) after pooling ops
 (``affine=False, pool_bn=True``). It shares the operations and the parameter naming with
 :class:`~jaxnas.spaces.darts.evalnet.DartsEvalNet`.
@@ -35,8 +36,9 @@ from jaxnas.spaces.darts.topology import (EDGES, INNER_EDGES, INPUT_EDGES, NODE_
 _op_block = jax.jit(apply_op, static_argnums=(0, 3, 4, 5))
 
 
-def _take(tree, row: int):
-  return jax.tree_util.tree_map(lambda a: a[row], tree)
+def _take(tree, idx):
+  """The rows ``idx`` (an int or a tuple of edges) of every stacked leaf of ``tree``."""
+  return jax.tree_util.tree_map(lambda a: a[np.asarray(idx)], tree)
 
 
 def unrolled_cell(s0, s1, ops, params, reduction: bool, mode: str, impl: str, track: bool):
@@ -107,9 +109,6 @@ class _SuperCell(nn.Module):
       params = _drop_states(params)
     impl = self.conv_impl
 
-    def take(tree, idx):
-      return jax.tree_util.tree_map(lambda a: a[np.asarray(idx)], tree)
-
     if self.unrolled:
       out, states = unrolled_cell(s0, s1, ops, params, self.reduction, mode, impl, track)
     elif not self.reduction:
@@ -126,8 +125,8 @@ class _SuperCell(nn.Module):
       nodes, states = jax.lax.scan(jax.checkpoint(edge), nodes, (to, frm, ops, params))
       out = _concat_nodes(nodes[2:])
     else:
-      p_in = {key: (v if key == "skip" else take(v, INPUT_EDGES)) for key, v in params.items()}
-      p_mid = {key: take(v, INNER_EDGES) for key, v in params.items() if key != "skip"}
+      p_in = {key: (v if key == "skip" else _take(v, INPUT_EDGES)) for key, v in params.items()}
+      p_mid = {key: _take(v, INNER_EDGES) for key, v in params.items() if key != "skip"}
       inputs = jnp.stack([s0, s1])
       b, h, w, c = s1.shape
       acc = jnp.zeros((NUM_NODES, b, h // 2, w // 2, c), s1.dtype)
