@@ -114,11 +114,22 @@ def test_mixed_edge_is_the_weighted_sum_of_its_ops():
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def _supernet(affine=True, pool_bn=False, conv_impl="auto"):
+  """The supernet, its variables and its compiled ``apply`` (updated statistics too), shared by
+  every test of a configuration (compilation dominates these tests)."""
   net = darts.model(C=C, L=L, affine=affine, pool_bn=pool_bn, conv_impl=conv_impl)
   v = jax.jit(net.init)(jax.random.key(0), X, darts.encode("DARTS_V2"))
   apply = jax.jit(lambda v, x, a: net.apply(v, x, a, mutable=["batch_stats"]))
   return net, v, apply
+
+
+@functools.lru_cache(maxsize=None)
+def _supernet_grad(affine=True, pool_bn=False, conv_impl="auto"):
+  """``d/dp sum(sin(logits))`` of the supernet at ``(p, v, x, arch)``, compiled once."""
+  net = _supernet(affine, pool_bn, conv_impl)[0]
+  return jax.jit(jax.grad(lambda p, v, x, a: jnp.sum(jnp.sin(net.apply({**v, "params": p}, x,
+                                                                          a)))))
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,15 +185,15 @@ def test_alpha_gradient_of_the_search_supernet():
   net, v, _ = _supernet(False, True, "shifted")
   alpha = 1e-3 * jax.random.normal(jax.random.key(3), darts.SPACE.alpha_shape)
   f = lambda a: jnp.sum(jnp.sin(net.apply(v, X, a)))
-  val, g = jax.jit(jax.value_and_grad(f))(alpha)
+  value_and_grad = jax.jit(jax.value_and_grad(f))
+  val, g = value_and_grad(alpha)
   assert g.shape == (2, 14, 8) and bool(jnp.all(jnp.isfinite(g)))
   assert float(jnp.abs(g[..., 0]).max()) == 0.0              # 'none' contributes nothing
   assert float(jnp.abs(g[..., 1:]).min()) > 0.0
   u = jax.random.normal(jax.random.key(4), alpha.shape)
   u = u / jnp.linalg.norm(u)
   eps = 0.05
-  fj = jax.jit(f)
-  fd = (fj(alpha + eps * u) - fj(alpha - eps * u)) / (2 * eps)
+  fd = (value_and_grad(alpha + eps * u)[0] - value_and_grad(alpha - eps * u)[0]) / (2 * eps)
   np.testing.assert_allclose(float(jnp.vdot(g, u)), float(fd), rtol=2e-2, atol=1e-4)
 
 
@@ -191,9 +202,8 @@ def test_parameter_gradients_match_between_supernet_and_evaluation_network():
   arch = darts.encode("DARTS_V2")
   ev, _ = _evalnet(tuple(map(tuple, arch.reshape(-1, 2).tolist())))
   vd = {k: darts.discrete_params(t, arch, C=C, L=L) for k, t in v.items()}
-  loss_s = lambda p: jnp.sum(jnp.sin(net.apply({**v, "params": p}, X, arch)))
   loss_e = lambda p: jnp.sum(jnp.sin(ev.apply({**vd, "params": p}, X)))
-  g_all = jax.jit(jax.grad(loss_s))(v["params"])
+  g_all = _supernet_grad()(v["params"], v, X, arch)
   g_e = jax.jit(jax.grad(loss_e))(vd["params"])
   _rel_close(darts.discrete_params(g_all, arch, C=C, L=L), g_e, rtol=1e-3, atol=1e-5)
   # parameters of unused ops get exactly zero gradient; used ones do not
@@ -220,9 +230,9 @@ def test_unrolled_equals_scanned_outputs_gradients_and_states():
     _rel_close(y_u, y_s)
     _rel_close(st_u, st_s)
   loss = lambda mod: (lambda p: jnp.sum(jnp.sin(mod.apply({**v, "params": p}, X, arch))))
-  _rel_close(jax.grad(loss(un))(v["params"]), jax.jit(jax.grad(loss(net)))(v["params"]),
+  _rel_close(jax.grad(loss(un))(v["params"]), _supernet_grad()(v["params"], v, X, arch),
              rtol=1e-3, atol=1e-5)
-  _rel_close(jax.jit(un.apply)(v, X, arch), net.apply(v, X, arch))
+  _rel_close(jax.jit(un.apply)(v, X, arch), y_s)     # traced: the scanned build
   w = darts.to_weights(arch)
   _rel_close(un.apply(v, X, w), y_s)
   # bn='none' (synflow's copy) and per-edge op indices (2, 14) with a node fed by no edge
@@ -230,7 +240,10 @@ def test_unrolled_equals_scanned_outputs_gradients_and_states():
   _rel_close(un.clone(**nobn).apply(v, X, arch), net.clone(**nobn).apply(v, X, arch))
   edges = np.asarray(topology.edge_ops(arch)).copy()
   edges[0, 2:5] = 0                                       # node 3 of the normal cell: no input
-  _rel_close(un.apply(v, X, edges), jax.jit(net.apply)(v, X, edges))
+  # inside jit too: a genotype closed over is concrete while tracing, so still unrolled
+  unrolled_jit = jax.jit(lambda v: un.apply(v, X, edges))
+  assert "cond" not in str(jax.make_jaxpr(unrolled_jit)(v))   # no lax.switch: the kept ops only
+  _rel_close(unrolled_jit(v), jax.jit(net.apply)(v, X, edges))
   # the search configuration: cell BNs without affine parameters, BN after pooling
   net, v, apply = _supernet(False, True, "shifted")
   y_s, st_s = apply(v, X, arch)

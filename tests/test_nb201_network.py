@@ -1,6 +1,8 @@
 """The NB201 Flax network: vmappable build vs discrete build, vmap vs one-by-one, jit vs no-jit,
 BatchNorm semantics, parameter and FLOP counts."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -17,11 +19,23 @@ from tests.conftest import TINY
 ARCHS = [0, 180, 229, 9930, 15624]
 
 
+@functools.lru_cache(maxsize=None)
 def _setup(bn="batch", **kw):
   net = nb201.NB201Net(bn=bn, **TINY, **kw)
   x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
   v = net.init(jax.random.key(0), x, jnp.zeros(6, jnp.int32))
   return net, x, v
+
+
+@functools.lru_cache(maxsize=None)
+def _scanned(bn):
+  """The shared (``lax.switch``) build's forward, parameter gradient of ``sum(sin(logits))`` and
+  updated statistics, compiled once per BN mode for every test and architecture (the
+  architecture is an argument: compilation dominates these tests)."""
+  net = _setup(bn)[0]
+  loss = lambda p, v, x, a: jnp.sum(jnp.sin(net.apply({**v, "params": p}, x, a)))
+  return (jax.jit(lambda v, x, a: net.apply(v, x, a)), jax.jit(jax.grad(loss)),
+          jax.jit(lambda v, x, a: net.apply(v, x, a, mutable=["batch_stats"])[1]))
 
 
 def _rel_close(a, b, rtol=1e-4, atol=1e-6):
@@ -42,12 +56,11 @@ def test_vmappable_equals_discrete_outputs_and_gradients(bn, index):
   vd_init = disc.init(jax.random.key(0), x)
   chex.assert_trees_all_equal_shapes(vd, vd_init)
   # the architecture is traced (jit argument): this is the lax.switch path
-  apply_v = jax.jit(lambda v, x, a: net.apply(v, x, a))
+  apply_v, grad_v, _ = _scanned(bn)
   _rel_close(apply_v(v, x, a), jax.jit(disc.apply)(vd, x))
 
-  loss_v = lambda p, a: jnp.sum(jnp.sin(net.apply({**v, "params": p}, x, a)))
   loss_d = lambda p: jnp.sum(jnp.sin(disc.apply({**vd, "params": p}, x)))
-  g_all = jax.jit(jax.grad(loss_v))(v["params"], a)
+  g_all = grad_v(v["params"], v, x, a)
   gv = nb201.discrete_params(g_all, a)
   gd = jax.jit(jax.grad(loss_d))(vd["params"])
   _rel_close(gv, gd, rtol=1e-3, atol=1e-5)
@@ -280,18 +293,16 @@ def test_unrolled_equals_scanned_outputs_gradients_and_statistics(bn):
     _, st = net.clone(bn="batch").apply(v, x, nb201.from_index(180), mutable=["batch_stats"])
     v = {**v, **st}
   unrolled = net.clone(unrolled=True)
-  scanned = jax.jit(lambda v, a: net.apply(v, x, a))
-  loss = lambda n, a: (lambda p: jnp.sum(jnp.sin(n.apply({**v, "params": p}, x, a))))
-  grad_scanned = jax.jit(lambda p, a: jax.grad(loss(net, a))(p))
-  stats_scanned = jax.jit(lambda v, a: net.apply(v, x, a, mutable=["batch_stats"])[1])
+  scanned, grad_scanned, stats_scanned = _scanned(bn)
+  loss = lambda a: (lambda p: jnp.sum(jnp.sin(unrolled.apply({**v, "params": p}, x, a))))
   for a in ([0, 0, 0, 0, 0, 0], [0, 3, 3, 1, 2, 3], [3, 2, 4, 1, 3, 4]):
     a = np.asarray(a, np.int32)
-    _rel_close(unrolled.apply(v, x, np.asarray(a)), scanned(v, a))
-    g_unr = jax.grad(loss(unrolled, np.asarray(a)))(v["params"])
-    _rel_close(g_unr, grad_scanned(v["params"], a), rtol=1e-3, atol=1e-5)
+    _rel_close(unrolled.apply(v, x, np.asarray(a)), scanned(v, x, a))
+    g_unr = jax.grad(loss(np.asarray(a)))(v["params"])
+    _rel_close(g_unr, grad_scanned(v["params"], v, x, a), rtol=1e-3, atol=1e-5)
     if bn == "batch":
       _, st_unr = unrolled.apply(v, x, np.asarray(a), mutable=["batch_stats"])
-      _rel_close(st_unr, stats_scanned(v, a))
+      _rel_close(st_unr, stats_scanned(v, x, a))
 
 
 def test_unrolled_hooks_equal_scanned_hooks():

@@ -18,6 +18,8 @@ defaults: cell BNs without affine parameters and an extra BN(affine=False) after
 
 from __future__ import annotations
 
+import contextlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -216,9 +218,11 @@ class DartsSupernet(nn.Module):
     check_input(x)
     if arch is None:
       raise JaxnasInputError("DartsSupernet needs an architecture argument (weights or genotype)")
-    ops = _arch_to_edges(arch)
-    unroll = (self.unrolled and not isinstance(arch, jax.core.Tracer)
-              and jnp.issubdtype(ops.dtype, jnp.integer))
+    concrete = self.unrolled and not isinstance(arch, jax.core.Tracer)
+    # a concrete genotype stays concrete inside an outer jit (its edge table computed now)
+    with jax.ensure_compile_time_eval() if concrete else contextlib.nullcontext():
+      ops = _arch_to_edges(arch)
+    unroll = concrete and jnp.issubdtype(ops.dtype, jnp.integer)
     if unroll:
       ops = np.asarray(ops)
     h = _stem(self, x, self.stem_multiplier * self.C, self.bn, self.weight_init)
