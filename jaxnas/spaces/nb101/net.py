@@ -48,12 +48,16 @@ DENSE_INIT = nn.initializers.normal(0.01)
 _N = MAX_VERTICES
 
 
-def conv_bn_relu(x, kernel, scale, bias, bn: str = "batch"):
+def conv_bn(x, kernel, scale, bias, bn: str = "batch"):
   """Conv (stride 1, 'same', no bias) -> BN with batch statistics (``bn='none'``: identity, as
-  zero-cost synflow's BN-free copy) -> ReLU."""
+  zero-cost synflow's BN-free copy): the input of the ReLU of :func:`conv_bn_relu`."""
   y = L.conv2d(x, kernel, padding=kernel.shape[0] // 2)
-  y, _ = L.batch_norm(y, scale, bias, None, bn)
-  return jax.nn.relu(y)
+  return L.batch_norm(y, scale, bias, None, bn)[0]
+
+
+def conv_bn_relu(x, kernel, scale, bias, bn: str = "batch"):
+  """:func:`conv_bn` -> ReLU."""
+  return jax.nn.relu(conv_bn(x, kernel, scale, bias, bn))
 
 
 def max_pool(x, k: int, stride: int):
@@ -203,16 +207,27 @@ def masked_cell(x, w, matrix, ops, vc, offsets, features: int, bn: str = "batch"
 
 
 _cbr_block = jax.jit(conv_bn_relu, static_argnames="bn")
+_cb_block = jax.jit(conv_bn, static_argnames="bn")
 _pool_block = jax.jit(lambda x: max_pool(x, 3, 1))
 
 
-def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch"):
+def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_relu=None):
   """:func:`masked_cell` for a *concrete* spec (numpy ``matrix``, ``ops``, ``vc``): Python loops
   over its live vertices, each layer at its real width (kernels sliced from the full-width
   variables) and each conv-BN-ReLU / pool a compiled block shared by every architecture, so only
   the discrete network's arithmetic runs (the masked build computes every op at full width).
-  Values equal :func:`masked_cell`'s; entries outside the slices get zero gradients there too."""
+  Values equal :func:`masked_cell`'s; entries outside the slices get zero gradients there too.
+  ``on_relu``, when given, is called with the input of every ReLU (each conv-BN-ReLU's BN
+  output, at the layer's real width)."""
   a, ops, vc = np.asarray(matrix) > 0, np.asarray(ops), np.asarray(vc)
+
+  def _cbr(h, k, sc, b):
+    if on_relu is None:
+      return _cbr_block(h, k, sc, b, bn=bn)
+    y = _cb_block(h, k, sc, b, bn=bn)
+    on_relu(y)
+    return jax.nn.relu(y)
+
   outs = {}
   for t in range(1, _N - 1):
     if ops[t] < 0:
@@ -221,18 +236,18 @@ def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch"):
     fan_in = [outs[s][..., :c] for s in range(1, t) if a[s, t]]
     if a[0, t]:
       k, sc, b = (q[t - 1] for q in w["proj"])
-      fan_in.append(_cbr_block(x, k[..., :c], sc[:c], b[:c], bn=bn))
+      fan_in.append(_cbr(x, k[..., :c], sc[:c], b[:c]))
     h = sum(fan_in[1:], fan_in[0])
     if ops[t] == MAXPOOL:
       h = _pool_block(h)
     else:
       k, sc, b = (q[t - 1] for q in w["conv1x1" if ops[t] == CONV1X1 else "conv3x3"])
-      h = _cbr_block(h, k[:, :, :c, :c], sc[:c], b[:c], bn=bn)
+      h = _cbr(h, k[:, :, :c, :c], sc[:c], b[:c])
     outs[t] = h
   cat = [outs[u] for u in range(1, _N - 1) if a[u, _N - 1]]
   out = jnp.concatenate(cat, axis=-1) if cat else None
   if a[0, _N - 1]:
-    p = _cbr_block(x, *(q[_N - 2] for q in w["proj"]), bn=bn)
+    p = _cbr(x, *(q[_N - 2] for q in w["proj"]))
     out = p if out is None else out + p
   return out
 

@@ -19,6 +19,7 @@ are those of the discrete network, zero-padded. BN uses batch statistics (train 
 from __future__ import annotations
 
 import inspect
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -31,8 +32,8 @@ from jaxnas.benchmarks import nb101
 from jaxnas.spaces.base import SearchSpace
 from jaxnas.spaces.nb101 import counts
 from jaxnas.spaces.nb101 import spec as S
-from jaxnas.spaces.nb101.net import (cell_masks, conv_bn_relu, masked_cell, max_pool,
-                                     stack_widths, unrolled_cell)
+from jaxnas.spaces.nb101.net import (cell_masks, conv_bn, masked_cell, max_pool, stack_widths,
+                                     unrolled_cell)
 
 _N = S.MAX_VERTICES
 ARCH_SHAPE = (_N * _N + _N,)
@@ -171,13 +172,21 @@ class NB101Model(nn.Module):
   discrete network of that spec over the same variables (:func:`.net.unrolled_cell`: only its
   layers, at their real widths, compiled blocks shared by every architecture): the engine's
   ``'eager'`` executor. With a traced ``arch`` it runs the masked build as usual. ``bn``:
-  ``'batch'`` (batch statistics) or ``'none'`` (every BN an identity: zero-cost synflow)."""
+  ``'batch'`` (batch statistics) or ``'none'`` (every BN an identity: zero-cost synflow).
+
+  ``relu_probe``: ``fn(relu_input) -> array``, its values summed over every ReLU of the network
+  (the stem's and every conv-BN-ReLU's, at the layer's real width) and sown as ``relu_probe`` in
+  ``intermediates`` (add them with :func:`jaxnas.spaces.sum_probes`), as NASLib hooks every
+  ``nn.ReLU``. Only the unrolled build has it: the masked build computes channels and ops the
+  spec lacks, which a probe of binary codes would count, so a probe there is refused by name
+  (score with ``mode='eager'``, the CPU default for this space)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
   num_classes: int = 10
   bn: str = "batch"
   unrolled: bool = False
+  relu_probe: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, x, arch):
@@ -186,9 +195,21 @@ class NB101Model(nn.Module):
     unroll = self.unrolled and not isinstance(arch, jax.core.Tracer)
     if unroll:  # numpy only: inside a trace (eval_shape, grad) jnp would stage the encoding
       enc_np = S.encode(to_spec(np.asarray(arch)), widths)
+    probes = []
+    on_relu = None
+    if self.relu_probe is not None:
+      if not unroll:
+        raise JaxnasInputError(
+            "NB101's relu_probe (nwot, swap, tenas_regions) runs on the unrolled network of a "
+            "concrete architecture: score with mode='eager' (the masked build of a traced "
+            "architecture computes units the spec does not have)")
+      on_relu = lambda h: probes.append(self.relu_probe(h))
     c0 = self.stem_channels
     k, (s, b) = _ConvBN(_he, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
-    x = conv_bn_relu(x, k, s, b, self.bn)
+    x = conv_bn(x, k, s, b, self.bn)
+    if on_relu is not None:
+      on_relu(x)
+    x = jax.nn.relu(x)
     c_prev = c0
     for st, c in enumerate(widths):
       if st:
@@ -213,10 +234,14 @@ class NB101Model(nn.Module):
                                  name=f"cell_{st}_{j}_{op}")()
           w[op] = (kk, sc, bi)
         if unroll:
-          x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn)
+          x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn, on_relu)
         else:
           x = masked_cell(x, w, enc.matrix, enc.ops, enc.vc[st], enc.offsets[st], c, self.bn)
       c_prev = c
+    if probes:
+      self.sow("intermediates", "relu_probe",
+               jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *probes),
+               init_fn=lambda: None, reduce_fn=lambda _, v: v)
     h = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
                     bias_init=nn.initializers.zeros, name="classifier")(h)

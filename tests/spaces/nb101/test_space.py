@@ -129,10 +129,40 @@ def test_grad_norm_through_the_engine_equals_the_discrete_network():
       np.testing.assert_allclose(eager[i], want, rtol=2e-4)
 
 
+def test_nwot_on_the_unrolled_network_equals_codes_of_every_relu_of_the_discrete_one(
+    monkeypatch):
+  """NASWOT on NB101 (the ReLU probe of the unrolled build, engine's 'eager' executor) equals
+  log|det K| in float64 with K summed over every ReLU input of the discrete network (recorded by
+  wrapping ``jax.nn.relu``; independent build and layout), same weights and batch; the masked
+  build refuses the probe by name."""
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 3)])
+  batch = tiny_batch_of(8)
+  got = engine.score(SPACE, archs, ["nwot"], batch, config=CFG, mode="eager")["nwot"]
+  key = jax.random.key(0)
+  relu = jax.nn.relu
+  for i, a in enumerate(archs):
+    spec = SP.to_spec(a)
+    v = SPACE.model(**CFG).init(jax.random.split(jax.random.fold_in(key, i))[0], batch.x, a)
+    dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+    seen = []
+    monkeypatch.setattr(jax.nn, "relu", lambda h: seen.append(np.asarray(h)) or relu(h))
+    N.NB101Net(spec, num_classes=10, **CFG).apply({"params": dp}, batch.x)
+    monkeypatch.setattr(jax.nn, "relu", relu)
+    n_relu = 1 + sum(1 for t in range(1, spec.num_vertices) if spec.array()[0, t]) + sum(
+        1 for op in spec.ops[1:-1] if op != "maxpool3x3")   # stem, projections, convs; 1 cell
+    assert len(seen) == CFG["num_stacks"] * (n_relu - 1) + 1
+    codes = [(h.reshape(len(h), -1) > 0).astype(np.float64) for h in seen]
+    k = sum(c @ c.T + (1 - c) @ (1 - c).T for c in codes)
+    np.testing.assert_allclose(got[i], np.linalg.slogdet(k)[1], rtol=1e-5)
+  with pytest.raises(JaxnasInputError, match="relu_probe.*mode='eager'"):
+    engine.score(SPACE, archs, ["nwot"], batch, config=CFG, mode="map")
+
+
 def test_supported_proxies_run_finite_and_chunking_independent():
   ok = supported_proxies(SPACE)
-  assert {"params", "flops", "synflow", "grad_norm", "snip", "jacob_cov", "l2_norm"} <= set(ok)
-  assert "nwot" not in ok and "fisher" not in ok   # no ReLU probe, no gates (yet)
+  assert {"params", "flops", "synflow", "grad_norm", "snip", "jacob_cov", "l2_norm",
+          "nwot", "swap", "tenas_regions"} <= set(ok)
+  assert "fisher" not in ok   # no gates (yet)
   assert "epsilon" in ok                            # the network has a 'bn' option
   archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 3)])
   batch = tiny_batch_of(8)
@@ -143,8 +173,8 @@ def test_supported_proxies_run_finite_and_chunking_independent():
     np.testing.assert_allclose(a, b, rtol=1e-5, err_msg=name)
   p = engine.score(SPACE, archs, ["params"], batch, config=CFG)["params"]
   np.testing.assert_allclose(p * 1e6, [K.params(SP.to_spec(x), **CFG) for x in archs], rtol=1e-6)
-  with pytest.raises(JaxnasInputError, match="'nwot' needs 'relu_probe'.*'nb101'"):
-    engine.score(SPACE, archs, ["nwot"], batch, config=CFG)
+  with pytest.raises(JaxnasInputError, match="'fisher' needs 'gates'.*'nb101'"):
+    engine.score(SPACE, archs, ["fisher"], batch, config=CFG)
   assert get_proxy("synflow").needs <= SPACE.capabilities()
 
 
