@@ -87,7 +87,30 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
         v = np.array([float(ref[i][col]) for i in idx])
         row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
       rows.append(row)
-  return rows
+  return rows + ensemble_rows(score_dir, metric)
+
+
+def ensemble_rows(score_dir: str, metric: str) -> list:
+  """The NB201-fitted ``ensemble`` off NB201: :func:`jaxnas.proxies.ensemble.combine` of its members'
+  complete score files (same rows), exactly as fitted (NB201's means, deviations and weights)."""
+  from jaxnas.proxies import ensemble
+  spec = ensemble.coefficients()
+  scores, idx, arch_strs = {}, None, {}
+  for m in spec["members"]:
+    path = os.path.join(score_dir, f"scores_{m['name']}.csv")
+    if not os.path.isfile(path):
+      return []
+    i, s = _io.read_scores(path, arch_strs)[m["name"]]
+    if idx is not None and not np.array_equal(i, idx):
+      return []
+    idx, scores[m["name"]] = i, s
+  t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
+  rep = benchmarks.rank_report(ensemble.combine(scores, spec), t)
+  members = "+".join(f"{m['weight']:g} {m['name']}" for m in spec["members"])
+  return [dict(proxy=f"ensemble (NB201 fit: {members})", n=int(len(idx)),
+               spearman=rep["spearman"], kendall=rep["kendall"],
+               nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
+               spearman_vs_naslib_scores=None)]
 
 
 def markdown(rows: list) -> str:
