@@ -135,3 +135,63 @@ def test_bad_inputs_are_refused(toy):
   with pytest.raises(JaxnasInputError, match="independent"):
     per_sample.network_grads(net, {"params": {}}, jnp.zeros((2, 8, 8, 3)), jnp.zeros((2, 10)),
                              "independent")
+
+
+def _two_conv_apply(p, x):
+  """3x3 stride-2 conv, a 3x3 and a 1x1 conv inside ``lax.switch`` (the nested form), batch-BN."""
+  z = ops.conv2d(x, p["c1"], stride=2, padding=1)
+  z, _ = ops.batch_norm(z, None, None, None, "batch")
+  r = jax.nn.relu(z)
+  z = jax.lax.switch(1, [lambda h: ops.conv2d_nested(h, p["c3"], 1, 1),
+                         lambda h: ops.conv2d_nested(h, p["c3"], 1, 1)
+                         + ops.conv2d_nested(h, p["c1x1"], 1, 0)], r)
+  z, _ = ops.batch_norm(z, None, None, None, "batch")
+  return jnp.mean(jax.nn.relu(z), axis=(1, 2)) @ p["dense"]
+
+
+def test_equal_copies_route_equals_one_copy_per_sample():
+  """The fast 'shares' route (one kernel for the batch, per-sample kernel gradients from shifted
+  inputs) equals every sample convolving with its own copy: strides, paddings, 1x1 and 3x3, the
+  plain and the nested convolution, and the NB201 shared build (map-mode bodies)."""
+  ks = jax.random.split(jax.random.key(3), 4)
+  p = {"c1": jax.random.normal(ks[0], (3, 3, 2, 4)) * 0.4,
+       "c3": jax.random.normal(ks[1], (3, 3, 4, 4)) * 0.3,
+       "c1x1": jax.random.normal(ks[2], (1, 1, 4, 4)) * 0.5,
+       "dense": jax.random.normal(ks[3], (4, K)) * 0.5}
+  x = jax.random.normal(jax.random.key(4), (B, 7, 7, 2))
+  cot = jax.nn.one_hot(jnp.array([0, 2, 1, 1, 0]), K)
+  fast, slow = (jax.jit(lambda p, e=e: per_sample.per_sample_grads(
+      _two_conv_apply, p, x, cot, "shares", equal_copies=e))(p) for e in (True, False))
+  _close(fast, slow, 2e-5)
+
+  batch = tiny_batch_of(6)
+  space = spaces.get_space("nb201")
+  net = spaces.Network(space, NB201Net(**TINY), jnp.asarray([3, 1, 2, 4, 3, 1], jnp.int32))
+  variables = net.init(jax.random.key(0), batch.x)
+  sel = P.select(variables["params"], P.WEIGHTS_AND_BIASES)
+  cot = jax.nn.one_hot(batch.y, 10)
+  fast, slow = (jax.jit(lambda v, e=e: per_sample.gram(per_sample.network_grads(
+      net, v, batch.x, cot, "shares", select=sel, equal_copies=e)))(variables)
+      for e in (True, False))
+  np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(slow))))
+
+
+def test_equal_copies_shortcut_stays_inside_its_trace():
+  """A function traced under the shortcut and batched later over *different* kernels (a vmap over
+  architectures, a cached jitted block) runs the exact per-kernel route."""
+  from jaxnas.ntk._copies import kernel_copies_equal
+  f = jax.jit(lambda x, k: ops.conv2d(x, k, 2, 1))
+  x = jax.random.normal(jax.random.key(0), (3, 1, 5, 5, 2))
+  k = jax.random.normal(jax.random.key(1), (3, 3, 3, 2, 4))
+  with kernel_copies_equal(3):
+    f(x[0], k[0])                       # traced (and cached) with the shares convolution
+  want = jnp.stack([_CONV(x[i], k[i]) for i in range(3)])
+  np.testing.assert_allclose(jax.vmap(f)(x, k), want, rtol=1e-5, atol=1e-5)
+  g = jax.vmap(jax.grad(lambda x, k: jnp.sum(f(x, k) ** 2), argnums=1))(x, k)
+  want = jnp.stack([jax.grad(lambda kk: jnp.sum(_CONV(x[i], kk) ** 2))(k[i]) for i in range(3)])
+  np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4)
+
+
+def _CONV(x, k):
+  return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
