@@ -4,9 +4,9 @@ and for DARTS on a cheap sample, since compiling all DARTS programs takes minute
 
 For each space and each proxy in ``supported_proxies(space)``: two architectures scored with one
 chunk of 2 and twice with chunks of 1 (``mode='map'``; ``'eager'`` on a masked space such as
-NB101, whose ReLU probe exists only in the unrolled build); reports the scores, whether they are
-finite, the largest relative difference, and the wall seconds (compilation included). Writes
-``experiments/results/space_contract.json``.
+NB101, whose ReLU probe and gates exist only in the unrolled build); reports the scores, whether
+they are finite, the largest relative difference, and the wall seconds (compilation included).
+Writes ``experiments/results/space_contract.json``.
 
   python experiments/space_contract.py                    # every space
   python experiments/space_contract.py --spaces darts --proxies synflow,grad_norm

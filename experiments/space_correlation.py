@@ -17,9 +17,10 @@ Scores come from ``jaxnas score`` runs, one file per proxy (resumable)::
     jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \\
       --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
   done
-  for p in nwot swap; do   # NB101 only (its ReLU probe: the unrolled build, 'auto' on CPU)
+  for p in nwot swap fisher; do   # NB101 only (ReLU probe, gates: the unrolled build, eager)
     jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \
-      --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
+      --batch-size 32 --mode eager --out experiments/results/nb101_correlation/scores_$p.csv \
+      --resume
   done
   python experiments/space_correlation.py --space darts
   python experiments/space_correlation.py --space nb101

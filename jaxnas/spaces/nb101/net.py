@@ -48,16 +48,19 @@ DENSE_INIT = nn.initializers.normal(0.01)
 _N = MAX_VERTICES
 
 
-def conv_bn(x, kernel, scale, bias, bn: str = "batch"):
-  """Conv (stride 1, 'same', no bias) -> BN with batch statistics (``bn='none'``: identity, as
-  zero-cost synflow's BN-free copy): the input of the ReLU of :func:`conv_bn_relu`."""
+def conv_bn(x, kernel, scale, bias, bn: str = "batch", gate=None):
+  """Conv (stride 1, 'same', no bias) -> (gate) -> BN with batch statistics (``bn='none'``:
+  identity, as zero-cost synflow's BN-free copy): the input of the ReLU of :func:`conv_bn_relu`.
+  ``gate`` ``(B, C_out)``, when given, multiplies the conv output per image and channel."""
   y = L.conv2d(x, kernel, padding=kernel.shape[0] // 2)
+  if gate is not None:
+    y = y * gate[:, None, None, :].astype(y.dtype)
   return L.batch_norm(y, scale, bias, None, bn)[0]
 
 
-def conv_bn_relu(x, kernel, scale, bias, bn: str = "batch"):
+def conv_bn_relu(x, kernel, scale, bias, bn: str = "batch", gate=None):
   """:func:`conv_bn` -> ReLU."""
-  return jax.nn.relu(conv_bn(x, kernel, scale, bias, bn))
+  return jax.nn.relu(conv_bn(x, kernel, scale, bias, bn, gate))
 
 
 def max_pool(x, k: int, stride: int):
@@ -211,20 +214,25 @@ _cb_block = jax.jit(conv_bn, static_argnames="bn")
 _pool_block = jax.jit(lambda x: max_pool(x, 3, 1))
 
 
-def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_relu=None):
+def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_relu=None,
+                  gate=None):
   """:func:`masked_cell` for a *concrete* spec (numpy ``matrix``, ``ops``, ``vc``): Python loops
   over its live vertices, each layer at its real width (kernels sliced from the full-width
   variables) and each conv-BN-ReLU / pool a compiled block shared by every architecture, so only
   the discrete network's arithmetic runs (the masked build computes every op at full width).
   Values equal :func:`masked_cell`'s; entries outside the slices get zero gradients there too.
   ``on_relu``, when given, is called with the input of every ReLU (each conv-BN-ReLU's BN
-  output, at the layer's real width)."""
+  output, at the layer's real width). ``gate``, when given, is called as ``gate(layer, kernel)``
+  for every conv, ``layer`` named as in :class:`Cell` (``proj_<slot>``, ``vertex_<slot>``; slots
+  are the padded ones, ``proj_6`` the output projection) and ``kernel`` the real layer's (sliced)
+  kernel; it returns a ``(B, C_out)`` gate multiplying that conv's output (before BN)."""
   a, ops, vc = np.asarray(matrix) > 0, np.asarray(ops), np.asarray(vc)
 
-  def _cbr(h, k, sc, b):
+  def _cbr(h, k, sc, b, layer):
+    g = None if gate is None else gate(layer, k)
     if on_relu is None:
-      return _cbr_block(h, k, sc, b, bn=bn)
-    y = _cb_block(h, k, sc, b, bn=bn)
+      return _cbr_block(h, k, sc, b, bn=bn, gate=g)
+    y = _cb_block(h, k, sc, b, bn=bn, gate=g)
     on_relu(y)
     return jax.nn.relu(y)
 
@@ -236,18 +244,18 @@ def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_re
     fan_in = [outs[s][..., :c] for s in range(1, t) if a[s, t]]
     if a[0, t]:
       k, sc, b = (q[t - 1] for q in w["proj"])
-      fan_in.append(_cbr(x, k[..., :c], sc[:c], b[:c]))
+      fan_in.append(_cbr(x, k[..., :c], sc[:c], b[:c], f"proj_{t}"))
     h = sum(fan_in[1:], fan_in[0])
     if ops[t] == MAXPOOL:
       h = _pool_block(h)
     else:
       k, sc, b = (q[t - 1] for q in w["conv1x1" if ops[t] == CONV1X1 else "conv3x3"])
-      h = _cbr(h, k[:, :, :c, :c], sc[:c], b[:c])
+      h = _cbr(h, k[:, :, :c, :c], sc[:c], b[:c], f"vertex_{t}")
     outs[t] = h
   cat = [outs[u] for u in range(1, _N - 1) if a[u, _N - 1]]
   out = jnp.concatenate(cat, axis=-1) if cat else None
   if a[0, _N - 1]:
-    p = _cbr(x, *(q[_N - 2] for q in w["proj"]))
+    p = _cbr(x, *(q[_N - 2] for q in w["proj"]), f"proj_{_N - 1}")
     out = p if out is None else out + p
   return out
 

@@ -179,7 +179,19 @@ class NB101Model(nn.Module):
   ``intermediates`` (add them with :func:`jaxnas.spaces.sum_probes`), as NASLib hooks every
   ``nn.ReLU``. Only the unrolled build has it: the masked build computes channels and ops the
   spec lacks, which a probe of binary codes would count, so a probe there is refused by name
-  (score with ``mode='eager'``, the CPU default for this space)."""
+  (score with ``mode='eager'``, the CPU default for this space).
+
+  ``gates``: a multiplicative gate of ones, shape ``(B, C_out)``, on the output of every conv
+  (before its BN) and of the classifier, one per layer of the discrete network at its real width,
+  as NASLib's fisher hooks every ``nn.Conv2d`` / ``nn.Linear`` of it: ``gates/<layer>_gate`` with
+  ``<layer>`` ``stem``, ``cell_<stack>_<module>_{proj,vertex}_<slot>`` (the names of
+  :class:`.net.NB101Net`'s layers) or ``classifier``; d loss / d gate[b, c] is the sum over space
+  of activation * gradient (the fisher proxy). Those layers' kernels are slices of the stacked
+  full-width variables, so each gated layer's real kernel is also sown, under the gate's name, in
+  ``intermediates/gate_kernels`` (by ``init`` with ``mutable=True``; fisher reads the weights per
+  output channel off its shape). Only the unrolled build has gates: the masked build computes
+  channels and ops the spec lacks and its vertex convs' fan-in is the stack width, not the
+  vertex's, so gates there are refused by name (score with ``mode='eager'``)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
@@ -187,6 +199,7 @@ class NB101Model(nn.Module):
   bn: str = "batch"
   unrolled: bool = False
   relu_probe: Optional[Callable] = None
+  gates: bool = False
 
   @nn.compact
   def __call__(self, x, arch):
@@ -204,9 +217,22 @@ class NB101Model(nn.Module):
             "concrete architecture: score with mode='eager' (the masked build of a traced "
             "architecture computes units the spec does not have)")
       on_relu = lambda h: probes.append(self.relu_probe(h))
+    gate_kernels = {}
+    gate = None
+    if self.gates:
+      if not unroll:
+        raise JaxnasInputError(
+            "NB101's gates (fisher) exist on the unrolled network of a concrete architecture: "
+            "score with mode='eager' (the masked build of a traced architecture computes units "
+            "the spec does not have, its vertex convs at the stack width)")
+
+      def gate(layer, kernel):
+        gate_kernels[layer + "_gate"] = kernel
+        return self.variable("gates", layer + "_gate", jnp.ones,
+                             (x.shape[0], kernel.shape[-1])).value
     c0 = self.stem_channels
     k, (s, b) = _ConvBN(_he, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
-    x = conv_bn(x, k, s, b, self.bn)
+    x = conv_bn(x, k, s, b, self.bn, None if gate is None else gate("stem", k))
     if on_relu is not None:
       on_relu(x)
     x = jax.nn.relu(x)
@@ -234,7 +260,10 @@ class NB101Model(nn.Module):
                                  name=f"cell_{st}_{j}_{op}")()
           w[op] = (kk, sc, bi)
         if unroll:
-          x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn, on_relu)
+          cg = None if gate is None else (
+              lambda layer, kernel, pre=f"cell_{st}_{j}_": gate(pre + layer, kernel))
+          x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn, on_relu,
+                            cg)
         else:
           x = masked_cell(x, w, enc.matrix, enc.ops, enc.vc[st], enc.offsets[st], c, self.bn)
       c_prev = c
@@ -243,8 +272,14 @@ class NB101Model(nn.Module):
                jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *probes),
                init_fn=lambda: None, reduce_fn=lambda _, v: v)
     h = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
-                    bias_init=nn.initializers.zeros, name="classifier")(h)
+    head = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+                    bias_init=nn.initializers.zeros, name="classifier")
+    y = head(h)
+    if gate is not None:
+      y = y * gate("classifier", head.variables["params"]["kernel"]).astype(y.dtype)
+      self.sow("intermediates", "gate_kernels", gate_kernels, init_fn=lambda: None,
+               reduce_fn=lambda _, v: v)
+    return y
 
 
 def model(**config) -> NB101Model:

@@ -158,11 +158,74 @@ def test_nwot_on_the_unrolled_network_equals_codes_of_every_relu_of_the_discrete
     engine.score(SPACE, archs, ["nwot"], batch, config=CFG, mode="map")
 
 
+def test_fisher_on_the_unrolled_network_equals_perturbed_convs_of_the_discrete_one(monkeypatch):
+  """fisher on NB101 (the gates of the unrolled build, engine's 'eager' executor) equals
+  sum_l n_l sum_c 1/2 mean_n (sum_hw a dL/da)^2 over every conv and the classifier of the
+  discrete network (``a`` the conv output before BN, dL/da by additive zero perturbations on
+  ``ops.conv2d``'s outputs and the logits; ``n_l`` the weights per output channel of the kernel
+  it was called with; independent build and layout), same weights and batch; one gate per layer
+  of the discrete network at its width; the masked build refuses gates by name."""
+  from jaxnas.spaces import ops as L
+  archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 3)])
+  batch = tiny_batch_of(8)
+  got = engine.score(SPACE, archs, ["fisher"], batch, config=CFG, mode="eager")["fisher"]
+  key = jax.random.key(0)
+  conv = L.conv2d
+  for i, a in enumerate(archs):
+    spec = SP.to_spec(a)
+    v = SPACE.model(**CFG).init(jax.random.split(jax.random.fold_in(key, i))[0], batch.x, a)
+    dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+    disc = N.NB101Net(spec, num_classes=10, **CFG)
+    acts, fans = [], []
+
+    def perturbed(eps):
+      acts.clear()
+      fans.clear()
+
+      def conv_plus(x, kernel, *args, **kw):
+        y = conv(x, kernel, *args, **kw)
+        acts.append(y)
+        fans.append(int(np.prod(kernel.shape[:-1])))
+        return y + eps[len(acts) - 1]
+      monkeypatch.setattr(L, "conv2d", conv_plus)
+      try:
+        return disc.apply({"params": dp}, batch.x) + eps[-1]
+      finally:
+        monkeypatch.setattr(L, "conv2d", conv)
+
+    logits = perturbed([0.0] * 64)
+    a_np = [np.asarray(h, np.float64) for h in acts] + [np.asarray(logits, np.float64)]
+    fan_np = fans + [dp["head"]["dense"]["kernel"].shape[0]]
+    eps = [jnp.zeros(h.shape, jnp.float32) for h in a_np]
+    dlda = jax.jit(jax.grad(lambda e: _ce(perturbed(e), batch.y)))(eps)
+    want = 0.0
+    for h, d, n in zip(a_np, dlda, fan_np):
+      g = np.sum(h * np.asarray(d, np.float64), axis=tuple(range(1, h.ndim - 1)))   # (B, C)
+      want += n * np.sum(0.5 * np.mean(g**2, axis=0))
+    np.testing.assert_allclose(got[i], want, rtol=1e-4)
+    # one gate per conv/dense layer of the discrete network, each with its real kernel
+    m = SPACE.model(**CFG).clone(unrolled=True, gates=True)
+    out = jax.eval_shape(lambda: m.init(key, batch.x, a, mutable=True))
+    gate_kernels = out["intermediates"]["gate_kernels"]
+    assert sorted(out["gates"]) == sorted(gate_kernels)
+    assert all(out["gates"][k].shape == (8, gate_kernels[k].shape[-1]) for k in gate_kernels)
+    disc_kernels = [l.shape for p, l in jax.tree_util.tree_leaves_with_path(dp)
+                    if "kernel" in jax.tree_util.keystr(p)]
+    assert len(a_np) == len(disc_kernels) == len(gate_kernels)
+    assert sorted(k.shape for k in gate_kernels.values()) == sorted(disc_kernels)
+  with pytest.raises(JaxnasInputError, match="gates.*mode='eager'"):
+    engine.score(SPACE, archs, ["fisher"], batch, config=CFG, mode="map")
+
+
+def _ce(logits, y):
+  return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
+
 def test_supported_proxies_run_finite_and_chunking_independent():
   ok = supported_proxies(SPACE)
   assert {"params", "flops", "synflow", "grad_norm", "snip", "jacob_cov", "l2_norm",
-          "nwot", "swap", "tenas_regions"} <= set(ok)
-  assert "fisher" not in ok   # no gates (yet)
+          "nwot", "swap", "tenas_regions", "fisher"} <= set(ok)
+  assert "zen" not in ok   # no sown features (yet)
   assert "epsilon" in ok                            # the network has a 'bn' option
   archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 3)])
   batch = tiny_batch_of(8)
@@ -176,8 +239,8 @@ def test_supported_proxies_run_finite_and_chunking_independent():
   np.testing.assert_allclose(a["snip"], b, rtol=1e-5)
   p = engine.score(SPACE, archs, ["params"], batch, config=CFG)["params"]
   np.testing.assert_allclose(p * 1e6, [K.params(SP.to_spec(x), **CFG) for x in archs], rtol=1e-6)
-  with pytest.raises(JaxnasInputError, match="'fisher' needs 'gates'.*'nb101'"):
-    engine.score(SPACE, archs, ["fisher"], batch, config=CFG)
+  with pytest.raises(JaxnasInputError, match="'zen' needs 'features'.*'nb101'"):
+    engine.score(SPACE, archs, ["zen"], batch, config=CFG)
   assert get_proxy("synflow").needs <= SPACE.capabilities()
 
 
