@@ -179,7 +179,7 @@ class NB101Model(nn.Module):
   ``intermediates`` (add them with :func:`jaxnas.spaces.sum_probes`), as NASLib hooks every
   ``nn.ReLU``. Only the unrolled build has it: the masked build computes channels and ops the
   spec lacks, which a probe of binary codes would count, so a probe there is refused by name
-  (score with ``mode='eager'``, the CPU default for this space)."""
+  (score with ``mode='eager'``, which ``'auto'`` picks for these proxies: ``unrolled_only``)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
@@ -333,6 +333,7 @@ SPACE = SearchSpace(
     count_flops=_concrete(counts.flops),
     unrolls=True,
     masked=True,
+    unrolled_only=("relu_probe",),   # 'auto' scores nwot, swap, tenas_regions eagerly
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table
