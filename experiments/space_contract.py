@@ -4,9 +4,10 @@ and for DARTS on a cheap sample, since compiling all DARTS programs takes minute
 
 For each space and each proxy in ``supported_proxies(space)``: two architectures scored with one
 chunk of 2 and twice with chunks of 1 (``mode='map'``; ``'eager'`` on a masked space such as
-NB101, whose ReLU probe and gates exist only in the unrolled build); reports the scores, whether
-they are finite, the largest relative difference, and the wall seconds (compilation included).
-Writes ``experiments/results/space_contract.json``.
+NB101, and for a proxy needing what only the unrolled build has, such as the ReLU probe of NB101
+and DARTS or NB101's gates: ``SearchSpace.unrolled_only``); reports the scores, whether they are
+finite, the largest relative difference, and the wall seconds (compilation included). Writes
+``experiments/results/space_contract.json``.
 
   python experiments/space_contract.py                    # every space
   python experiments/space_contract.py --spaces darts --proxies synflow,grad_norm
@@ -23,7 +24,7 @@ import jax
 import numpy as np
 
 from jaxnas import data, engine, spaces
-from jaxnas.proxies import is_pooled, supported_proxies
+from jaxnas.proxies import get_proxy, is_pooled, supported_proxies
 
 TINY = {"nb201": dict(C=4, N=1), "darts": dict(C=4, L=3),
         "nb101": dict(stem_channels=8, num_stacks=2, modules_per_stack=1)}
@@ -33,7 +34,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "space
 def check(space, name, batch, config):
   archs = np.asarray(space.sample(jax.random.key(2), 2))
   t0 = time.perf_counter()
-  mode = "eager" if space.masked else "map"
+  unrolled_only = set(get_proxy(name).needs) & set(space.unrolled_only)
+  mode = "eager" if (space.masked or unrolled_only) else "map"
   a = engine.score(space, archs, [name], batch, config=config, chunk_size=2, mode=mode)[name]
   b = engine.score(space, archs, [name], batch, config=config, chunk_size=1, mode=mode)[name]
   c = engine.score(space, archs, [name], batch, config=config, chunk_size=1, mode=mode)[name]

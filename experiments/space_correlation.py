@@ -17,10 +17,13 @@ Scores come from ``jaxnas score`` runs, one file per proxy (resumable)::
     jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \\
       --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
   done
-  for p in nwot swap fisher; do   # NB101 only (ReLU probe, gates: the unrolled build, eager)
-    jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \
-      --batch-size 32 --mode eager --out experiments/results/nb101_correlation/scores_$p.csv \
-      --resume
+  for p in nwot swap fisher; do   # NB101: ReLU probe, gates (the unrolled build, 'eager')
+    jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \\
+      --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
+  done
+  for p in nwot swap; do   # DARTS: the ReLU probe (the unrolled build, 'eager', which 'auto' picks)
+    jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv --proxies $p \\
+      --config C=32,L=8 --out experiments/results/darts_correlation/scores_$p.csv --resume
   done
   python experiments/space_correlation.py --space darts
   python experiments/space_correlation.py --space nb101

@@ -252,6 +252,55 @@ def test_unrolled_equals_scanned_outputs_gradients_and_states():
   _rel_close(st_u, st_s)
 
 
+#: every kind of ReLU: sep/dil convs on both cell types, a stride-2 skip (FactorizedReduce) from
+#: each reduction-cell input, identity skips, pools
+PROBE_GENOTYPE = {
+    "normal": [["sep_conv_3x3", 0], ["dil_conv_3x3", 1], ["skip_connect", 0], ["sep_conv_5x5", 2],
+               ["max_pool_3x3", 1], ["avg_pool_3x3", 3], ["dil_conv_5x5", 4], ["skip_connect", 2]],
+    "reduce": [["skip_connect", 0], ["sep_conv_3x3", 1], ["dil_conv_5x5", 0], ["skip_connect", 2],
+               ["avg_pool_3x3", 1], ["sep_conv_5x5", 3], ["skip_connect", 1], ["dil_conv_3x3", 4]],
+    "normal_concat": [2, 3, 4, 5], "reduce_concat": [2, 3, 4, 5]}
+
+
+def test_nwot_on_the_unrolled_supernet_equals_codes_of_every_relu_of_the_evaluation_network(
+    monkeypatch):
+  """NASWOT on DARTS (the unrolled supernet's ReLU probe, engine's 'eager' executor) equals
+  log|det K| in float64 with K summed over every ReLU input of the evaluation network of the
+  genotype (recorded by wrapping ``jax.nn.relu``; independent build and layout), same weights and
+  batch; the ReLUs are each cell's two preprocessing ReLUs and those heading its kept ops (the
+  stem and head have none). The scanned supernet refuses the probe by name."""
+  from jaxnas import engine
+  cfg = dict(C=4, L=3, affine=True, pool_bn=False)   # cells: normal, reduce, reduce (FR pre0)
+  arch = darts.encode(PROBE_GENOTYPE)
+  batch = tiny_batch_of(8)
+  got = engine.score("darts", arch[None], ["nwot"], batch, config=cfg, mode="eager")["nwot"]
+  # the engine's weights (the layout does not depend on the genotype; the unrolled init reuses the
+  # blocks compiled above)
+  v = darts.model(**cfg, unrolled=True).init(
+      jax.random.split(jax.random.fold_in(jax.random.key(0), 0))[0], batch.x, arch)
+  vd = {k: darts.discrete_params(t, arch, C=4, L=3) for k, t in v.items()}
+  seen, relu = [], jax.nn.relu
+  monkeypatch.setattr(jax.nn, "relu", lambda h: seen.append(np.asarray(h)) or relu(h))
+  darts.model(fixed_arch=arch, C=4, L=3).apply(vd, batch.x, mutable=["batch_stats"])
+  monkeypatch.setattr(jax.nn, "relu", relu)
+  per_op = {"sep_conv_3x3": 2, "sep_conv_5x5": 2, "dil_conv_3x3": 1, "dil_conv_5x5": 1}
+  n_relu = [2 + sum(per_op.get(op, 0) + (t == "reduce" and op == "skip_connect" and j < 2)
+                    for op, j in PROBE_GENOTYPE[t]) for t in ("normal", "reduce")]
+  assert n_relu == [8, 10] and len(seen) == n_relu[0] + 2 * n_relu[1]
+  codes = [(h.reshape(len(h), -1) > 0).astype(np.float64) for h in seen]
+  k = sum(c @ c.T + (1 - c) @ (1 - c).T for c in codes)
+  np.testing.assert_allclose(got[0], np.linalg.slogdet(k)[1], rtol=1e-5)
+  with pytest.raises(JaxnasInputError, match="relu_probe.*mode='eager'"):
+    engine.score("darts", arch[None], ["nwot"], batch, config=cfg, mode="map")
+  # 'auto' scores the probe's proxies eagerly (unrolled_only), the others never (auto_eager)
+  from jaxnas.engine import scoring
+  from jaxnas.proxies import get_proxy
+  sp = darts.SPACE
+  for name, eager in (("nwot", True), ("ensemble", True), ("grad_norm", False)):
+    fn = scoring._build_score_fn(sp, get_proxy(name), cfg, "auto", 4, None)
+    assert isinstance(fn, scoring.EagerScoreFn) == eager, name
+
+
 # ------------------------------------------------------------------ counts
 
 

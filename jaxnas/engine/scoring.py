@@ -14,9 +14,12 @@ architectures in one of these ways (``mode``):
   its chosen ops run, each ReLU-Conv-BN / pool a compiled block shared by every architecture, so
   nothing is compiled per architecture and no op runs inside a loop or conditional body (which
   XLA:CPU runs unfused and single-threaded). Variables are initialised by one compiled function.
-* ``'auto'`` (default): on CPU, ``eager`` for a proxy registered ``cpu_eager`` (measured faster
+* ``'auto'`` (default): ``eager`` for a proxy that needs what only the unrolled network has
+  (``SearchSpace.unrolled_only``: the ReLU probe of NB101 and DARTS), on one device. On CPU,
+  ``eager`` for a proxy registered ``cpu_eager`` (measured faster
   eagerly), or any proxy on a ``masked`` space (NB101, whose shared build computes every op), when
-  the space unrolls and the networks are big (:class:`_AutoScoreFn`). Otherwise it
+  the space unrolls (and allows it: ``SearchSpace.auto_eager``, False for DARTS) and the networks
+  are big (:class:`_AutoScoreFn`). Otherwise it
   traces the proxy once and looks for conditionals; without any, ``vmap`` costs nothing extra
   and is used; with them, the mode measured fastest on the backend (:data:`AUTO_BRANCHING`, see
   BENCHMARKS.md): ``map`` on CPU (XLA:CPU runs one architecture's chosen ops; the select's 5.6x
@@ -257,7 +260,7 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
   n_dev = 1 if devs is None else len(devs)
   platform = (devs[0] if devs else jax.devices()[0]).platform
   info = {"mode": mode, "branches": None, "devices": n_dev, "group": None}
-  unrolls = bool(space.unrolls) and n_dev == 1
+  unrolls = bool(space.unrolls) and space.auto_eager and n_dev == 1  # may 'auto' pick 'eager'?
   if mode == "eager":
     if not space.unrolls:
       raise JaxnasInputError(f"mode 'eager' needs a space that unrolls concrete architectures; "
@@ -265,6 +268,10 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
     if n_dev > 1:
       raise JaxnasInputError("mode 'eager' runs on one device; use map, vmap or hybrid with "
                              f"{n_dev} devices")
+    return EagerScoreFn(space, proxy, module, info)
+  if (mode == "auto" and space.unrolls and n_dev == 1
+      and set(proxy.needs) & set(space.unrolled_only)):
+    info["mode"] = "eager"   # the only build that has what the proxy needs
     return EagerScoreFn(space, proxy, module, info)
   if (mode == "auto" and unrolls and (proxy.cpu_eager or space.masked)
       and AUTO_BRANCHING.get(platform) == "eager"):

@@ -117,8 +117,9 @@ def _sha256(path: str, nbytes: int) -> str:
 
 
 #: module fields that choose how a network executes, not what it computes (the ``'eager'``
-#: executor's ``unrolled``): files written before a space gained one still resume
-EXECUTION_FIELDS = ("unrolled",)
+#: executor's ``unrolled``; ``relu_probe``, a hook the ReLU-probe proxies set at call time, None
+#: in every recorded configuration): files written before a space gained one still resume
+EXECUTION_FIELDS = ("unrolled", "relu_probe")
 
 
 def comparable(settings: dict) -> dict:

@@ -12,8 +12,12 @@ paper as implemented in NASLib / zero-cost-nas ``measures/nwot.py`` (forward hoo
 
 Implementation: the network's ``relu_probe`` computes each ReLU's contribution and sums it over
 every ReLU of the operations the architecture uses, with multiplicity (a node feeding two convs has
-two ReLUs, as in PyTorch). ``K`` holds integers below 2**24 for NB201 sizes, so it is exact in
-float32; the determinant is taken of ``K / N_A`` (unit diagonal) and ``B log N_A`` added back.
+two ReLUs, as in PyTorch). On NB101 and DARTS only the unrolled network of one architecture has
+the probe (the ``'eager'`` executor, which ``'auto'`` picks for it); DARTS' ReLUs are those heading
+each cell's two preprocessing ops and its kept sep/dil convs and stride-2 skips (the stem and the
+head have none). ``K`` holds integers below 2**24 for NB201 sizes and DARTS' (C=36, 20 cells, 32x32:
+at most ~9e6 units), so it is exact in float32; the determinant is taken of ``K / N_A`` (unit
+diagonal) and ``B log N_A`` added back.
 
 Deviations, all documented:
 

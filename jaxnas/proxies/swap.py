@@ -14,7 +14,9 @@ mode (batch statistics over the B samples), one fixed batch of 16 images for eve
 In NB201 the ReLUs are those heading every conv op (cell edges: the ReLU of the op's input node,
 once per conv op), both ReLUs of each reduction block and the head's ReLU: exactly the ReLUs of
 ``NB201Net.relu_probe`` (whose input ``x`` has the codes of ``relu(x)``: ``relu(x) > 0 iff
-x > 0``). Duplicated ReLUs do not change the count.
+x > 0``). Duplicated ReLUs do not change the count. In DARTS (the unrolled supernet, mode
+``'eager'``) they are the ReLUs heading each cell's two preprocessing ops and its kept sep_conv
+(two), dil_conv and stride-2 skip ops; the stem and head have none.
 
 Counting: each ReLU's probe packs a neuron's B bits into an integer code and returns the
 histogram of codes over the ``2^B`` possible patterns; the network sums the histograms and swap

@@ -48,6 +48,13 @@ class SearchSpace(NamedTuple):
     unrolls: ``model(unrolled=True)`` runs a *concrete* architecture as its discrete network over
       the shared parameter layout (Python loops, only the chosen ops, compiled blocks shared by
       every architecture): the engine's ``'eager'`` executor.
+    auto_eager: with ``unrolls``, mode ``'auto'`` may pick the ``'eager'`` executor on CPU (for
+      ``cpu_eager`` proxies, or any proxy on a ``masked`` space, when the networks are big). False
+      where it measured slower (DARTS): ``'eager'`` then runs only when asked for (or for
+      ``unrolled_only``).
+    unrolled_only: capabilities only the unrolled build has (NB101, DARTS: ``('relu_probe',)``,
+      since their shared builds compute ops an architecture lacks); mode ``'auto'`` scores a
+      proxy that needs one with the ``'eager'`` executor (on one device).
     provides: capabilities of the network beyond its module's fields (:meth:`capabilities`),
       e.g. ``('features',)``; a proxy whose ``requires`` names one the space lacks is refused
       when it is selected (:func:`jaxnas.proxies.check_supported`).
@@ -81,6 +88,8 @@ class SearchSpace(NamedTuple):
   alpha_shape: Optional[tuple] = None
   discretize: Optional[Callable[[Any], np.ndarray]] = None
   unrolls: bool = False
+  auto_eager: bool = True
+  unrolled_only: tuple = ()
   provides: tuple = ()
   masked: bool = False
   search_config: Optional[Mapping] = None

@@ -175,7 +175,7 @@ def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypa
 
 def test_eager_executor_refuses_what_it_cannot_run():
   batch = tiny_batch_of(2)
-  scanned = spaces.get_space("darts")
+  scanned = spaces.get_space("darts")._replace(unrolls=False)   # a space that does not unroll
   with pytest.raises(JaxnasInputError, match="'darts' does not"):
     engine.score(scanned, scanned.sample(jax.random.key(0), 1), ["grad_norm"], batch,
                  mode="eager")

@@ -107,17 +107,19 @@ def _partial_run(tmp_path, k=3):
 
 def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference):
   """Settings record what a network computes, not how it executes: a file whose module settings
-  carry ``unrolled`` (written before that field was left out) resumes to the same file, while a
-  real module difference is still refused."""
+  carry ``unrolled`` or ``relu_probe`` (written before those fields were left out) or lack them
+  (written before a space's network gained them) resumes to the same file, while a real module
+  difference is still refused."""
   ref, _ = reference
   out = tmp_path / "s.csv"
   with pytest.raises(Crash):
     run(out, progress=crash_after(2))
   meta_path = store.partial_path(str(out)) + ".meta.json"
   meta = json.load(open(meta_path))
-  assert "unrolled" not in meta["settings"]["proxy_settings"]["l2_norm"]["module"]
+  assert not {"unrolled", "relu_probe"} & set(meta["settings"]["proxy_settings"]["l2_norm"][
+      "module"])
   for p in PROXIES:
-    meta["settings"]["proxy_settings"][p]["module"]["unrolled"] = False
+    meta["settings"]["proxy_settings"][p]["module"].update(unrolled=False, relu_probe=None)
   json.dump(meta, open(meta_path, "w"))
   assert store.diff_settings(meta["settings"], dict(meta["settings"], seed=1)) == [
       "seed: 0 in the file vs 1 now"]

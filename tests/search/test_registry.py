@@ -67,7 +67,7 @@ def test_unknown_method_and_options_are_named():
   with pytest.raises(JaxnasInputError, match="'hard'.*true or false"):
     search.resolve_options(m, {"hard": "maybe"})
   with pytest.raises(JaxnasInputError, match="does not support space 'darts': it needs "
-                                             "N, cell_bn_affine, relu_probe"):
+                                             "N, cell_bn_affine, which"):
     search.search("tenas", "darts")
   with pytest.raises(JaxnasInputError, match="seed"):
     search.search("random", "nb201", seed=-1, proxy="params")

@@ -73,15 +73,16 @@ def declare_op(mod: nn.Module, k: int, C: int, stride: int, affine: bool, pool_b
 
 
 def _preprocess(mod: nn.Module, x, tag: str, C_in: int, C: int, fr: bool, affine: bool,
-                bn_mode: str, init: str):
-  """Cell input preprocessing: FactorizedReduce (``fr``) or ReLU-Conv1x1-BN, to ``C`` channels."""
+                bn_mode: str, init: str, relus=None):
+  """Cell input preprocessing: FactorizedReduce (``fr``) or ReLU-Conv1x1-BN, to ``C`` channels
+  (``relus``: a list that collects the ReLU's input, see :mod:`.operations`)."""
   if fr:
     p = dict(a=_declare_conv(f"conv_{tag}_a", C_in, C // 2, 1, (), init),
              b=_declare_conv(f"conv_{tag}_b", C_in, C - C // 2, 1, (), init))
   else:
     p = dict(conv=_declare_conv(f"conv_{tag}", C_in, C, 1, (), init))
   bnv, p["bn"] = _declare_bn(mod, f"bn_{tag}", C, affine, (), bn_mode)
-  y, st = (factorized_reduce if fr else relu_conv_bn)(x, p, bn_mode)
+  y, st = (factorized_reduce if fr else relu_conv_bn)(x, p, bn_mode, relus)
   _write(bnv, st["bn"], bn_mode)
   return y
 

@@ -4,7 +4,10 @@ Operations (``OPS``, DARTS' ``PRIMITIVES`` order): ``none`` (zeros), ``max_pool_
 ``avg_pool_3x3`` (``count_include_pad=False``), ``skip_connect`` (identity; FactorizedReduce on
 stride-2 edges), ``sep_conv_{3x3,5x5}`` ([ReLU, depthwise kxk, pointwise 1x1, BN] twice, stride in
 the first depthwise conv), ``dil_conv_{3x3,5x5}`` (ReLU, depthwise kxk dilation 2, pointwise, BN).
-Each returns its output and the new running states of its own BNs.
+Each returns its output and the new running states of its own BNs. Every op with a ReLU starts
+with it (sep_conv has a second one inside); given a list ``relus``, an op appends the input of each
+ReLU it applies, in order (the unrolled supernet's ``relu_probe``, as NASLib hooks every
+``nn.ReLU``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ from jaxnas.spaces.darts.layers import avg_pool_3x3, depthwise_conv, max_pool_3x
 from jaxnas.spaces.darts.topology import (AVG_POOL, DIL3, DIL5, MAX_POOL, NONE, NUM_OPS, OP_KEYS,
                                           SEP3, SEP5, SKIP)
 
+def _relu(x, relus=None):
+  """ReLU; ``relus`` (a list or None) collects its input."""
+  if relus is not None:
+    relus.append(x)
+  return jax.nn.relu(x)
+
+
 def _bn(h, bn, mode):
   """BN with a site dict ``{scale, bias, state}`` (None: BN removed)."""
   if bn is None:
@@ -26,37 +36,37 @@ def _bn(h, bn, mode):
   return L.batch_norm(h, bn["scale"], bn["bias"], bn["state"], mode)
 
 
-def factorized_reduce(x, p, mode):
+def factorized_reduce(x, p, mode, relus=None):
   """ReLU; two stride-2 1x1 convs (the second on the input shifted by one pixel), concatenated;
   BN. ``p``: ``{a, b, bn}`` with kernels ``(1, 1, C_in, C_out // 2)``."""
-  h = jax.nn.relu(x)
+  h = _relu(x, relus)
   y = jnp.concatenate([pointwise(h[:, ::2, ::2], p["a"]), pointwise(h[:, 1::2, 1::2], p["b"])],
                       axis=-1)
   y, st = _bn(y, p["bn"], mode)
   return y, {"bn": st}
 
 
-def relu_conv_bn(x, p, mode):
+def relu_conv_bn(x, p, mode, relus=None):
   """ReLU -> Conv1x1 -> BN (cell input preprocessing). ``p``: ``{conv, bn}``."""
-  y, st = _bn(pointwise(jax.nn.relu(x), p["conv"]), p["bn"], mode)
+  y, st = _bn(pointwise(_relu(x, relus), p["conv"]), p["bn"], mode)
   return y, {"bn": st}
 
 
-def _dw_pw_bn(x, dw, pw, bn, stride, padding, dilation, mode, impl):
-  h = depthwise_conv(jax.nn.relu(x), dw, stride, padding, dilation, impl)
+def _dw_pw_bn(x, dw, pw, bn, stride, padding, dilation, mode, impl, relus=None):
+  h = depthwise_conv(_relu(x, relus), dw, stride, padding, dilation, impl)
   return _bn(pointwise(h, pw), bn, mode)
 
 
-def sep_conv(x, p, k, stride, mode, impl):
+def sep_conv(x, p, k, stride, mode, impl, relus=None):
   """[ReLU, depthwise kxk, pointwise, BN] x 2, the stride in the first depthwise conv."""
-  h, s1 = _dw_pw_bn(x, p["dw1"], p["pw1"], p["bn1"], stride, k // 2, 1, mode, impl)
-  h, s2 = _dw_pw_bn(h, p["dw2"], p["pw2"], p["bn2"], 1, k // 2, 1, mode, impl)
+  h, s1 = _dw_pw_bn(x, p["dw1"], p["pw1"], p["bn1"], stride, k // 2, 1, mode, impl, relus)
+  h, s2 = _dw_pw_bn(h, p["dw2"], p["pw2"], p["bn2"], 1, k // 2, 1, mode, impl, relus)
   return h, {"bn1": s1, "bn2": s2}
 
 
-def dil_conv(x, p, k, stride, mode, impl):
+def dil_conv(x, p, k, stride, mode, impl, relus=None):
   """ReLU, depthwise kxk with dilation 2 (padding k-1), pointwise, BN."""
-  h, s = _dw_pw_bn(x, p["dw"], p["pw"], p["bn"], stride, k - 1, 2, mode, impl)
+  h, s = _dw_pw_bn(x, p["dw"], p["pw"], p["bn"], stride, k - 1, 2, mode, impl, relus)
   return h, {"bn": s}
 
 
@@ -69,16 +79,17 @@ def _states_of(p):
   return out
 
 
-def apply_op(k: int, x, p, stride: int, mode: str, impl: str):
+def apply_op(k: int, x, p, stride: int, mode: str, impl: str, relus=None):
   """Operation ``OPS[k]`` on ``x``; returns ``(y, {op_key: {bn_name: new_state}})`` for its own
-  BNs only (``p`` is the edge's parameter tree, ``p[OP_KEYS[k]]`` this op's)."""
+  BNs only (``p`` is the edge's parameter tree, ``p[OP_KEYS[k]]`` this op's). ``relus``: a list
+  to which the input of every ReLU of the op is appended (none for pools, identity, ``none``)."""
   if k == NONE:
     b, h, w, c = x.shape
     return jnp.zeros((b, -(-h // stride), -(-w // stride), c), x.dtype), {}
   if k == SKIP:
     if stride == 1:
       return x, {}
-    y, st = factorized_reduce(x, p["skip"], mode)
+    y, st = factorized_reduce(x, p["skip"], mode, relus)
     return y, {"skip": st}
   if k in (MAX_POOL, AVG_POOL):
     y = (max_pool_3x3 if k == MAX_POOL else avg_pool_3x3)(x, stride)
@@ -88,9 +99,9 @@ def apply_op(k: int, x, p, stride: int, mode: str, impl: str):
       return y, {key: {"bn": st}}
     return y, {}
   if k in (SEP3, SEP5):
-    y, st = sep_conv(x, p[OP_KEYS[k]], 3 if k == SEP3 else 5, stride, mode, impl)
+    y, st = sep_conv(x, p[OP_KEYS[k]], 3 if k == SEP3 else 5, stride, mode, impl, relus)
   elif k in (DIL3, DIL5):
-    y, st = dil_conv(x, p[OP_KEYS[k]], 3 if k == DIL3 else 5, stride, mode, impl)
+    y, st = dil_conv(x, p[OP_KEYS[k]], 3 if k == DIL3 else 5, stride, mode, impl, relus)
   else:
     raise JaxnasInputError(f"DARTS op index must be in 0..{NUM_OPS - 1}, got {k}")
   return y, {OP_KEYS[k]: st}

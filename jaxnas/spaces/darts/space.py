@@ -24,6 +24,10 @@ namedtuple itself), a known name (``'DARTS_V1'``, ``'DARTS_V2'``) or the int arr
 ``SPACE.model(fixed_arch=genotype, ...)`` is the evaluation network
 :class:`jaxnas.spaces.darts.evalnet.DartsEvalNet` (defaults C=36, L=20).
 
+**ReLU probe** (nwot, swap, tenas_regions, ensemble): ``DartsSupernet.relu_probe``, on the
+unrolled network of a concrete genotype only (``unrolled=True``: the engine's ``'eager'`` mode,
+which ``'auto'`` picks for these proxies and for no other here); the scanned build refuses it.
+
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from jaxnas.spaces import darts
@@ -167,8 +171,12 @@ SPACE = SearchSpace(
     mutate=mutate,
     alpha_shape=ALPHA_SHAPE,
     discretize=discretize,
-    # unrolls stays False: model(unrolled=True) runs a genotype as its discrete network, but the
-    # 'eager' executor measured no faster than 'map' here (BENCHMARKS.md) and holds ~12 GB at C=32
+    # model(unrolled=True) runs a genotype as its discrete network: mode='eager', which the ReLU
+    # probe (nwot, swap, tenas_regions, ensemble) needs; 'auto' never picks it here: it measured
+    # no faster than 'map' for the gradient proxies (BENCHMARKS.md) and holds ~12 GB at C=32
+    unrolls=True,
+    auto_eager=False,
+    unrolled_only=("relu_probe",),   # 'auto' scores nwot, swap, tenas_regions, ensemble eagerly
     # DARTS' search network: C=16, 8 cells, cell BN without affine parameters, BN after pooling
     search_config=dict(C=16, L=8, affine=False, bn="batch"),
     small_config=dict(C=8, L=5, affine=False, bn="batch"),

@@ -9,8 +9,10 @@ over the 14 edges in a normal cell; in a reduction cell one over the 8 stride-2 
 inputs and one over the 6 internal edges), so each cell compiles one or two edge bodies. With
 ``unrolled=True`` and a *concrete* discrete architecture the cells run as the discrete network over
 the same variables instead (:func:`unrolled_cell`: Python loops over the kept edges, each op a
-compiled block shared by every architecture; the engine's ``'eager'`` executor is not enabled for
-DARTS: it measured no faster than ``map``, see BENCHMARKS.md). Search
+compiled block shared by every architecture): the engine's ``'eager'`` executor, which ``'auto'``
+picks on DARTS only for the proxies of the ReLU probe (nwot, swap, tenas_regions, ensemble),
+which only the unrolled build has (for the others it measured no faster than ``map``, see
+BENCHMARKS.md). Search
 defaults: cell BNs without affine parameters and an extra BN(affine=False) after pooling ops
 (``affine=False, pool_bn=True``). It shares the operations and the parameter naming with
 :class:`~jaxnas.spaces.darts.evalnet.DartsEvalNet`.
@@ -19,6 +21,7 @@ defaults: cell BNs without affine parameters and an extra BN(affine=False) after
 from __future__ import annotations
 
 import contextlib
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -38,18 +41,31 @@ from jaxnas.spaces.darts.topology import (EDGES, INNER_EDGES, INPUT_EDGES, NODE_
 _op_block = jax.jit(apply_op, static_argnums=(0, 3, 4, 5))
 
 
+def _apply_op_relus(k, x, p, stride, mode, impl):
+  relus = []
+  y, st = apply_op(k, x, p, stride, mode, impl, relus)
+  return y, st, relus
+
+
+#: :data:`_op_block` that also returns the input of each of the op's ReLUs (the ReLU probe)
+_op_relus_block = jax.jit(_apply_op_relus, static_argnums=(0, 3, 4, 5))
+
+
 def _take(tree, idx):
   """The rows ``idx`` (an int or a tuple of edges) of every stacked leaf of ``tree``."""
   return jax.tree_util.tree_map(lambda a: a[np.asarray(idx)], tree)
 
 
-def unrolled_cell(s0, s1, ops, params, reduction: bool, mode: str, impl: str, track: bool):
+def unrolled_cell(s0, s1, ops, params, reduction: bool, mode: str, impl: str, track: bool,
+                  relus=None):
   """One cell of a *concrete* architecture as its discrete network: for each intermediate node, the
   sum of its kept edges (``ops[e] != none``), each op run on its own slice of the stacked
   ``(14, ...)`` variables (the skip site of a reduction cell is stacked over the 8 input edges).
   Returns ``(output, states)``: with ``track``, the stacked BN states with the kept edges' rows
   replaced by their new running statistics (the other edges keep theirs), else None. Values
-  equal the scanned supernet's on the same variables (:class:`_SuperCell`)."""
+  equal the scanned supernet's on the same variables (:class:`_SuperCell`). ``relus``: a list
+  to which the input of every ReLU of the kept ops is appended (sep_conv 2, dil_conv 1, a
+  stride-2 skip's FactorizedReduce 1)."""
   nodes = [s0, s1]
   b, h, w, c = s1.shape
   shape = (b, h // 2, w // 2, c) if reduction else s1.shape
@@ -68,7 +84,11 @@ def unrolled_cell(s0, s1, ops, params, reduction: bool, mode: str, impl: str, tr
       uses = key in params and not (op == SKIP and stride == 1)
       row = INPUT_EDGES.index(e) if (uses and key == "skip") else e
       p = {key: _take(params[key], row)} if uses else {}
-      y, st = _op_block(op, nodes[j], p, stride, mode, impl)
+      if relus is None:
+        y, st = _op_block(op, nodes[j], p, stride, mode, impl)
+      else:
+        y, st, r = _op_relus_block(op, nodes[j], p, stride, mode, impl)
+        relus.extend(r)
       acc = y if acc is None else acc + y
       if track and uses:
         for name, new in st.get(key, {}).items():
@@ -78,7 +98,9 @@ def unrolled_cell(s0, s1, ops, params, reduction: bool, mode: str, impl: str, tr
   return jnp.concatenate(nodes[2:], axis=-1), states
 
 class _SuperCell(nn.Module):
-  """One supernet cell; ``ops`` ``(14,)`` int or ``(14, 8)`` weights."""
+  """One supernet cell; ``ops`` ``(14,)`` int or ``(14, 8)`` weights. ``relu_probe`` (unrolled
+  only): its values on the input of every ReLU of the cell (preprocessing and kept ops), summed,
+  are sown as ``relu_probe`` into ``intermediates``."""
   C: int
   C_pp: int
   C_p: int
@@ -90,13 +112,16 @@ class _SuperCell(nn.Module):
   weight_init: str
   conv_impl: str
   unrolled: bool = False
+  relu_probe: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, s0, s1, ops):
     mode, C = self.bn, self.C
+    relus = [] if self.relu_probe is not None else None
     s0 = _preprocess(self, s0, "pre0", self.C_pp, C, self.reduction_prev, self.affine, mode,
-                     self.weight_init)
-    s1 = _preprocess(self, s1, "pre1", self.C_p, C, False, self.affine, mode, self.weight_init)
+                     self.weight_init, relus)
+    s1 = _preprocess(self, s1, "pre1", self.C_p, C, False, self.affine, mode, self.weight_init,
+                     relus)
     params, bnvs = {}, {}
     for k in range(NUM_OPS):
       stride = 2 if (self.reduction and k == SKIP) else 1
@@ -111,8 +136,15 @@ class _SuperCell(nn.Module):
       params = _drop_states(params)
     impl = self.conv_impl
 
+    if relus is not None and not self.unrolled:
+      raise JaxnasInputError("the DARTS supernet's relu_probe needs the unrolled build")
     if self.unrolled:
-      out, states = unrolled_cell(s0, s1, ops, params, self.reduction, mode, impl, track)
+      out, states = unrolled_cell(s0, s1, ops, params, self.reduction, mode, impl, track, relus)
+      if relus:
+        probes = [self.relu_probe(h) for h in relus]
+        self.sow("intermediates", "relu_probe",
+                 jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *probes),
+                 init_fn=lambda: None, reduce_fn=lambda _, v: v)
     elif not self.reduction:
       nodes = jnp.zeros((6,) + s1.shape, s1.dtype).at[0].set(s0).at[1].set(s1)
       frm = np.array([f for _, f in EDGES], np.int32)
@@ -192,6 +224,16 @@ class DartsSupernet(nn.Module):
     unrolled: with a *concrete* discrete architecture (numpy, or a jax array outside tracing), run
       the discrete network over these variables (:func:`unrolled_cell`); mixture weights and
       traced architectures take the scanned build.
+    relu_probe: ``fn(relu_input) -> array`` (NASWOT / SWAP / TE-NAS kernels), its values summed
+      over every ReLU of the discrete network and sown as ``relu_probe`` into ``intermediates``,
+      one sum per cell under ``cell_<i>`` (add them with :func:`jaxnas.spaces.sum_probes`), as
+      NASLib hooks every ``nn.ReLU``. The DARTS ReLUs all head an op: each cell's two
+      preprocessing ops (ReLU-Conv1x1-BN or FactorizedReduce), and per kept edge sep_conv's two,
+      dil_conv's one and a stride-2 skip_connect's FactorizedReduce one (pools, identity and
+      ``none`` have none; the stem is Conv-BN and the head pool-Linear, without ReLU). Only the
+      unrolled build has it: the scanned supernet runs ops the genotype lacks (all of them under
+      mixture weights or ``vmap``), so a probe there is refused by name (score with
+      ``mode='eager'``, which ``'auto'`` picks for these proxies).
 
   Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4; ``arch``: mixture weights
   ``(2, 14, 8)`` float (rows: normal / reduce cell edges in :data:`EDGES` order, columns
@@ -211,6 +253,7 @@ class DartsSupernet(nn.Module):
   weight_init: str = "torch"
   conv_impl: str = "auto"
   unrolled: bool = False
+  relu_probe: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, x, arch):
@@ -225,11 +268,17 @@ class DartsSupernet(nn.Module):
     unroll = concrete and jnp.issubdtype(ops.dtype, jnp.integer)
     if unroll:
       ops = np.asarray(ops)
+    if self.relu_probe is not None and not unroll:
+      raise JaxnasInputError(
+          "DARTS' relu_probe (nwot, swap, tenas_regions) runs on the unrolled network of a "
+          "concrete genotype: score with mode='eager' (the scanned supernet computes ops the "
+          "genotype does not have, and every op under mixture weights)")
     h = _stem(self, x, self.stem_multiplier * self.C, self.bn, self.weight_init)
     s0 = s1 = h
     plan, _ = cell_plan(self.C, self.L, self.stem_multiplier)
     for i, (c_pp, c_p, c, red, red_prev) in enumerate(plan):
       cell = _SuperCell(c, c_pp, c_p, red, red_prev, self.bn, self.affine, self.pool_bn,
-                        self.weight_init, self.conv_impl, unroll, name=f"cell_{i}")
+                        self.weight_init, self.conv_impl, unroll, self.relu_probe,
+                        name=f"cell_{i}")
       s0, s1 = s1, cell(s0, s1, ops[1 if red else 0])
     return _head(s1, self.num_classes, self.weight_init)

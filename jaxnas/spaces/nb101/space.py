@@ -179,7 +179,7 @@ class NB101Model(nn.Module):
   ``intermediates`` (add them with :func:`jaxnas.spaces.sum_probes`), as NASLib hooks every
   ``nn.ReLU``. Only the unrolled build has it: the masked build computes channels and ops the
   spec lacks, which a probe of binary codes would count, so a probe there is refused by name
-  (score with ``mode='eager'``, the CPU default for this space).
+  (score with ``mode='eager'``, which ``'auto'`` picks for these proxies: ``unrolled_only``).
 
   ``gates``: a multiplicative gate of ones, shape ``(B, C_out)``, on the output of every conv
   (before its BN) and of the classifier, one per layer of the discrete network at its real width,
@@ -191,7 +191,7 @@ class NB101Model(nn.Module):
   ``intermediates/gate_kernels`` (by ``init`` with ``mutable=True``; fisher reads the weights per
   output channel off its shape). Only the unrolled build has gates: the masked build computes
   channels and ops the spec lacks and its vertex convs' fan-in is the stack width, not the
-  vertex's, so gates there are refused by name (score with ``mode='eager'``)."""
+  vertex's, so gates there are refused by name (``'auto'`` picks ``'eager'`` for fisher too)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
@@ -368,6 +368,7 @@ SPACE = SearchSpace(
     count_flops=_concrete(counts.flops),
     unrolls=True,
     masked=True,
+    unrolled_only=("relu_probe", "gates"),   # auto: nwot, swap, tenas_regions, fisher eagerly
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table
