@@ -20,8 +20,9 @@ short training for). Loop (query budget ``queries`` = 20):
    queried.
 3. The result is the queried architecture with the best observed (12-epoch) accuracy.
 
-Cost. ``M`` and ``kappa`` need per-sample gradients of a batch of 64 (about 2-5 s per architecture
-at full size on a CPU). HNAS precomputes them for the whole space; here either ``scores_file``
+Cost. ``M`` and ``kappa`` need per-sample gradients of a batch of 64 (about 3 s per architecture and
+metric at full size on a 2-core CPU through the equal-copies route, :mod:`jaxnas.ntk._copies`;
+BENCHMARKS.md). HNAS precomputes them for the whole space; here either ``scores_file``
 names a CSV of precomputed ``hnas_trace`` / ``hnas_cond`` scores (columns ``index, proxy, score``,
 as ``jaxnas score`` writes), which then restricts the candidates to the scored architectures, or
 the pool's metrics are computed on demand (cached), with ``config`` / ``batch_size`` / ``dataset``
