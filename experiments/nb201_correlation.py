@@ -16,7 +16,14 @@ Architecture sets (``--set``):
     sample too (a long run can span sessions: commit the partial files, rerun to continue);
   * ``file:PATH``: the indices in PATH (whitespace-separated), scored in that order;
   * ``subset:N``: N architectures of the subset drawn with ``--seed`` (for proxies too slow on a
-    CPU for the whole subset).
+    CPU for the whole subset);
+  * ``outside:N``: N uniform draws from the 15,125 architectures outside the subset that begin
+    with the uniform part of ``subset+1000`` outside the subset (same seed; 966 for seed 0, the
+    architectures the 1,466-architecture files already hold), continued in a seeded order, so
+    ``outside:3000`` grows the existing files instead of starting over (a prefix is uniform too).
+
+``--block B`` scores the set B architectures at a time, every proxy per block, so the components of
+a pool-relative score (``aznas``) cover the same architectures when a long run is interrupted.
 
 Scores go to ``OUT/scores_<proxy>.csv`` incrementally (one flushed chunk at a time); rerunning skips
 architectures already scored. ``--shard K/M`` scores every M-th architecture of the set from the
@@ -101,6 +108,14 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
   if name.startswith("random:"):
     n = _count(name)
     return np.random.default_rng(seed).permutation(15625)[:n], np.ones(n, bool)
+  if name.startswith("outside:"):
+    n = _count(name)
+    if n > 15625 - len(sub):
+      raise SystemExit(f"--set {name}: N must be at most {15625 - len(sub)} (outside the subset)")
+    first = np.setdiff1d(np.random.default_rng(seed).choice(15625, 1000, replace=False), sub)
+    rest = np.setdiff1d(np.setdiff1d(np.arange(15625), sub), first)
+    rest = np.random.default_rng([seed, 1]).permutation(rest)
+    return np.concatenate([first, rest])[:n], np.ones(n, bool)
   if name.startswith(("subset+", "uniform:")):
     n = _count(name)
     rng = np.random.default_rng(seed)
@@ -110,7 +125,7 @@ def arch_set(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.union1d(sub, uni)
     return idx, np.isin(idx, uni)
   raise SystemExit(f"unknown --set {name!r}; allowed: all, subset, subset+N, uniform:N, random:N, "
-                   "subset:N, file:PATH")
+                   "subset:N, outside:N, file:PATH")
 
 
 def read_done(path):
@@ -265,6 +280,8 @@ def main():
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--batch-size", type=int, default=64)
   p.add_argument("--chunk", type=int, default=32)
+  p.add_argument("--block", type=int, default=0, help="score the set B architectures at a time, "
+                 "every proxy per block (0: each proxy over the whole set in turn)")
   p.add_argument("--out", default="experiments/results/correlation")
   p.add_argument("--table-only", action="store_true")
   p.add_argument("--config", default="", help="network overrides, e.g. N=1 (reduced size; use "
@@ -283,12 +300,16 @@ def main():
     config = {k: int(v) for k, v in (kv.split("=") for kv in _io.split(a.config))}
     idx, _ = arch_set(a.set, a.seed)
     idx = shard(idx, a.shard)
-    for name in names:
-      proxy = get_proxy(name)
-      bs = proxy.batch_size or a.batch_size
-      batch = downsample(data.minibatch("cifar10-bundled", bs, seed=a.seed), a.resolution)
-      print(f"{name}: {len(idx)} architectures, batch {bs}", flush=True)
-      score_proxy(name, idx, a.out, batch, a.seed, a.chunk, config or None)
+    if a.block < 0:
+      raise SystemExit(f"--block must be >= 0, got {a.block}")
+    block = a.block or len(idx)
+    for end in range(block, len(idx) + block, block):
+      for name in names:  # score_proxy skips what a file holds, so a growing prefix is cheap
+        proxy = get_proxy(name)
+        bs = proxy.batch_size or a.batch_size
+        batch = downsample(data.minibatch("cifar10-bundled", bs, seed=a.seed), a.resolution)
+        print(f"{name}: {min(end, len(idx))} of {len(idx)} architectures, batch {bs}", flush=True)
+        score_proxy(name, idx[:end], a.out, batch, a.seed, a.chunk, config or None)
   table(a.out, a.seed)
 
 
