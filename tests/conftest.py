@@ -29,7 +29,9 @@ def pytest_configure(config):
 
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+# ../shared/data beside the checkout; JAXNAS_SHARED_DATA points elsewhere (a worktree or clone
+# outside the project folder would otherwise skip the ground-truth tests)
+SHARED = pathlib.Path(os.environ.get("JAXNAS_SHARED_DATA", REPO.parent / "shared" / "data"))
 TINY = dict(C=4, N=1)
 
 

@@ -251,8 +251,9 @@ def with_pooled(scores: Mapping[str, tuple], names=None) -> dict:
 
 def missing_capabilities(name, space) -> list[str]:
   """Capabilities the proxy ``name`` (a name, a pool-relative score's name: its components, or a
-  :class:`Proxy`) needs that ``space`` (a :class:`jaxnas.spaces.SearchSpace`) lacks, sorted."""
-  have = space.capabilities()
+  :class:`Proxy`) needs that ``space`` (a :class:`jaxnas.spaces.SearchSpace` or its name) lacks,
+  sorted."""
+  have = _space(space).capabilities()
   if isinstance(name, Proxy):
     return sorted(name.needs - have)
   need = set()
@@ -261,8 +262,17 @@ def missing_capabilities(name, space) -> list[str]:
   return sorted(need - have)
 
 
+def _space(space):
+  """The :class:`jaxnas.spaces.SearchSpace` ``space`` names (a space passes through)."""
+  if isinstance(space, str):
+    from jaxnas.spaces import get_space  # spaces import this registry's users: import late
+    return get_space(space)
+  return space
+
+
 def supported_proxies(space) -> list[str]:
-  """Names of the proxies and pool-relative scores that run on ``space``."""
+  """Names of the proxies and pool-relative scores that run on ``space`` (a space or its name)."""
+  space = _space(space)
   return [n for n in list_proxies() + list_pooled() if not missing_capabilities(n, space)]
 
 
@@ -270,6 +280,7 @@ def check_supported(names, space) -> None:
   """Raises :class:`JaxnasInputError` if a proxy of ``names`` (names or :class:`Proxy` objects)
   needs what ``space`` lacks, naming the proxy, the space, the missing capabilities and the
   proxies that do run there."""
+  space = _space(space)
   for name in names:
     miss = missing_capabilities(name, space)
     if miss:

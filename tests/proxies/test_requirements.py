@@ -38,6 +38,15 @@ def test_nb201_runs_every_proxy_and_darts_lacks_the_nb201_hooks():
   assert {"params", "synflow", "grad_norm", "epsilon", "jacob_cov"} <= set(supported_proxies(d))
 
 
+def test_a_space_name_stands_for_its_space():
+  assert supported_proxies("nb101") == supported_proxies(spaces.get_space("nb101"))
+  assert missing_capabilities("fisher", "darts") == ["gates"]
+  with pytest.raises(JaxnasInputError, match="'zen' needs 'features'.*'darts'"):
+    check_supported(["zen"], "darts")
+  with pytest.raises(JaxnasInputError, match="nope"):
+    supported_proxies("nope")
+
+
 def test_pooled_and_ensemble_needs_cover_their_members():
   for name in list_pooled():
     need = set().union(*(get_proxy(c).needs for c in get_pooled(name).components))
