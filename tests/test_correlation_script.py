@@ -83,3 +83,31 @@ def test_random_set_is_scored_in_draw_order_so_prefixes_are_uniform(script):
   assert not np.all(np.diff(big) > 0)                      # not sorted: the draw order
   with pytest.raises(SystemExit, match="1..15625"):
     script.arch_set("random:0", seed=0)
+
+
+def test_outside_set_grows_the_uniform_part_of_subset_plus_1000(script):
+  from jaxnas.benchmarks import nb201 as bench
+  sub = bench.subset_indices()
+  idx, flags = script.arch_set("subset+1000", seed=2)
+  first = idx[flags & ~np.isin(idx, sub)]
+  big, uni = script.arch_set("outside:2000", seed=2)
+  small, _ = script.arch_set("outside:1200", seed=2)
+  assert uni.all() and len(set(big.tolist())) == 2000 and not np.isin(big, sub).any()
+  np.testing.assert_array_equal(big[:len(first)], first)   # the files' uniform part comes first
+  np.testing.assert_array_equal(big[:1200], small)          # then a seeded order: prefixes grow
+  with pytest.raises(SystemExit, match="at most 15125"):
+    script.arch_set("outside:15126", seed=0)
+
+
+def test_block_scores_every_proxy_per_block(script, tmp_path, monkeypatch, capsys):
+  out = tmp_path / "run"
+  monkeypatch.setattr("sys.argv", ["nb201_correlation.py", "--proxies", "params,flops", "--set",
+                                   "random:5", "--block", "2", "--out", str(out)])
+  script.main()
+  log = capsys.readouterr().out
+  assert log.index("params: 2 of 5") < log.index("flops: 2 of 5") < log.index("params: 4 of 5")
+  for p in ("params", "flops"):
+    assert len(script.read_done(out / f"scores_{p}.csv")) == 5
+  monkeypatch.setattr("sys.argv", ["x", "--proxies", "params", "--block", "-1", "--out", str(out)])
+  with pytest.raises(SystemExit, match="--block must be >= 0, got -1"):
+    script.main()

@@ -9,8 +9,8 @@ from jaxnas.benchmarks.nb201 import METRICS, accuracy, lookup, table
 def truths() -> dict:
   """Every ground-truth metric, by the name of the space it measures: each space declares its
   benchmark's ``metrics`` and looks them up (``SearchSpace.accuracy``)."""
-  from jaxnas.spaces import get_space, list_spaces
-  return {m: name for name in list_spaces() for m in get_space(name).metrics}
+  from jaxnas.spaces import loaded_spaces
+  return {m: name for name, sp in loaded_spaces().items() for m in sp.metrics}
 
 
 def __getattr__(name):  # TRUTHS is computed from the registered spaces on first use

@@ -10,13 +10,21 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-  """Runs ``jaxnas list`` (spaces, proxies, search methods, datasets); returns the exit code."""
+  """Runs ``jaxnas list`` (spaces, proxies, search methods, datasets); returns the exit code
+  (1 when a space's definition is broken: it is listed with the error, the rest as usual)."""
   from jaxnas import data
   from jaxnas.proxies import get_pooled, get_proxy, list_pooled, list_proxies
+  from jaxnas.errors import JaxnasInputError
   from jaxnas.spaces import get_space, list_spaces
   print("spaces:")
+  broken = 0
   for s in list_spaces():
-    sp = get_space(s)
+    try:
+      sp = get_space(s)
+    except (JaxnasInputError, ImportError, AttributeError, TypeError, ValueError) as e:
+      broken += 1   # one misdefined space must not hide the others
+      print(f"  {s:<16} BROKEN: {type(e).__name__}: {e}")
+      continue
     n = f"{sp.num_archs} architectures" if sp.num_archs else "not enumerable (sampled)"
     truth = f"; truth: {', '.join(sp.metrics)}" if sp.metrics else ""
     print(f"  {s:<16} {n}{truth}")
@@ -36,4 +44,4 @@ def run(args) -> int:
   print("datasets:")
   for d in data.DATASETS:
     print(f"  {d:<16} {data.describe(d)}")
-  return 0
+  return 1 if broken else 0

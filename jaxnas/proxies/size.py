@@ -9,13 +9,17 @@ from jaxnas.proxies.registry import register
 
 @register("params", needs_data=False, needs_variables=False)
 def params(net, variables, batch, key):
-  """Number of parameters of the discrete network, BN included (NB201 convention), in millions."""
+  """Number of parameters of the discrete network, BN included, in millions.
+
+  The space's ``count_params`` (NB201, NB101, DARTS: their benchmarks' conventions)."""
   return net.space.count_params(net.arch, **net.config()) / 1e6
 
 
 @register("flops", needs_data=False, needs_variables=False)
 def flops(net, variables, batch, key):
-  """FLOPs per image of the discrete network in millions (MACs + elementwise, ``nb201`` convention).
+  """FLOPs per image of the discrete network, in millions.
+
+  The space's ``count_flops`` (NB201: MACs + elementwise, its benchmark's convention).
 
   Uses the input resolution of ``batch.x`` when given.
   """

@@ -52,8 +52,8 @@ class Method(NamedTuple):
   @property
   def spaces(self) -> tuple:
     """Names of the registered spaces that have everything this method requires."""
-    from jaxnas.spaces import get_space, list_spaces
-    return tuple(n for n in list_spaces() if not self.missing(get_space(n)))
+    from jaxnas.spaces import loaded_spaces
+    return tuple(n for n, sp in loaded_spaces().items() if not self.missing(sp))
 
   @property
   def doc(self) -> str:

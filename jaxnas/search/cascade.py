@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 from jaxnas.errors import JaxnasInputError, unknown
-from jaxnas.proxies import is_pooled, list_pooled, list_proxies
+from jaxnas.proxies import check_supported, is_pooled, list_pooled, list_proxies
 from jaxnas.search import register_method
 from jaxnas.search import sampling as SM
 from jaxnas.search.result import finish
@@ -118,6 +118,7 @@ def cascade(space, key, config):
   """
   t0 = time.perf_counter()
   stages = parse_stages(config["stages"])
+  check_supported([st.proxy for st in stages], space)   # every stage, before any is scored
   q = config["queries"]
   if q < 0:
     raise JaxnasInputError(f"option 'queries' must be 0 or positive, got {q}")

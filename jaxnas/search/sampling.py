@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxnas import engine
 from jaxnas.errors import JaxnasInputError
-from jaxnas.proxies import apply_pooled, get_pooled, get_proxy, is_pooled
+from jaxnas.proxies import apply_pooled, get_pooled, get_proxy, is_pooled, supported_proxies
 from jaxnas.search import _supernet as S
 from jaxnas.search import register_method
 from jaxnas.search.result import finish
@@ -57,8 +57,10 @@ class Scorer:
 
   def __init__(self, space, proxy_name, key, options):
     if proxy_name is None:
-      raise JaxnasInputError("this search needs a proxy: give proxy=NAME (e.g. --proxy epsilon); "
-                             "see `jaxnas list`")
+      ok = supported_proxies(space)
+      eg = next((p for p in ("epsilon", "synflow", "nwot") if p in ok), ok[0] if ok else "NAME")
+      raise JaxnasInputError(f"this search needs a proxy: give proxy=NAME (e.g. --proxy {eg}); "
+                             f"proxies that run on {space.name!r}: {', '.join(ok)}")
     self.space, self.proxy = space, get_proxy(proxy_name)
     self.sign = 1.0 if self.proxy.higher_is_better else -1.0
     k_data, k_score = jax.random.split(key)

@@ -24,20 +24,28 @@ class SearchSpace(NamedTuple):
   """A search space as a bundle of pure functions.
 
   Attributes:
-    name: registry name, e.g. ``'nb201'``.
+    name: registry name, e.g. ``'nb201'`` (the subpackage's folder name).
     arch_shape: shape of one architecture's op-index encoding, e.g. ``(6,)``.
-    num_archs: number of architectures when the space is enumerable, else None.
-    model: ``model(**config) -> flax.linen.Module``; the module is called as
-      ``module.apply(variables, x, arch)`` with ``x`` NHWC and ``arch`` an op-index array.
+    model: ``model(**config) -> flax.linen.Module``; must build with no arguments (the defaults
+      are the space's standard network) and accept ``num_classes`` (the dataset sets it; give the
+      module a ``num_classes`` field). The module is called as ``module.apply(variables, x,
+      arch)`` with ``x`` NHWC and ``arch`` an op-index array; its fields are the configuration
+      ``--config`` may override and the capabilities proxies may use (:meth:`capabilities`).
     encode: any user form (string, index, array) -> canonical op-index ``np.ndarray``; raises
       :class:`jaxnas.errors.JaxnasInputError` naming the bad value.
-    decode: op-index array -> canonical string.
+    decode: op-index array -> canonical string, without ``,`` (the command line separates
+      architectures with commas; NB201 uses ``|`` and ``+``).
     sample: ``sample(key, n) -> (n, *arch_shape)`` uniform random architectures.
-    active_mask: ``active_mask(params, arch) -> tree`` of 0/1 scalars, 1 where a parameter belongs
-      to an operation the architecture uses (the discrete network's parameters).
-    count_params: ``count_params(arch, **config)`` -> number of parameters of the discrete network
-      (numpy in, exact integers out; jax in, float out).
-    count_flops: ``count_flops(arch, **config)`` -> FLOPs of the discrete network per image.
+    active_mask: ``active_mask(params, arch) -> tree`` over ``params``: per leaf a 0/1 value, or an
+      array over the leaf's stacked leading axes (one value per stacked layer), 1 where the
+      parameter belongs to an operation the architecture uses (the discrete network's).
+    count_params: ``count_params(arch, **module_fields)`` -> number of parameters of the discrete
+      network; receives every module field as a keyword (end the signature with ``**_``); ``arch``
+      may be ``(..., *arch_shape)``, numpy (exact integers out) or jax (float out).
+    count_flops: ``count_flops(arch, resolution=, in_channels=, convention=, **module_fields)``
+      -> FLOPs of the discrete network per image (same conventions as ``count_params``).
+    num_archs: number of architectures when the space is enumerable (then ``to_index`` and
+      ``from_index`` are required: sampling by index and ``--archs all`` use them), else None.
     to_index: op-index array(s) -> benchmark index (enumerable spaces), else None.
     from_index: benchmark index(es) -> op-index array(s), else None.
     mutate: ``mutate(key, arch) -> arch`` with one operation changed (for evolution).
@@ -74,7 +82,6 @@ class SearchSpace(NamedTuple):
   """
   name: str
   arch_shape: tuple
-  num_archs: Optional[int]
   model: Callable[..., nn.Module]
   encode: Callable[[Any], np.ndarray]
   decode: Callable[[Any], str]
@@ -82,6 +89,7 @@ class SearchSpace(NamedTuple):
   active_mask: Callable[[Any, jax.Array], Any]
   count_params: Callable[..., Any]
   count_flops: Callable[..., Any]
+  num_archs: Optional[int] = None
   to_index: Optional[Callable[[Any], Any]] = None
   from_index: Optional[Callable[[Any], Any]] = None
   mutate: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None
@@ -112,6 +120,11 @@ class SearchSpace(NamedTuple):
     Computed once per space (the module is built to read its fields)."""
     return _capabilities(self)
 
+  def check(self) -> None:
+    """Raises :class:`jaxnas.errors.JaxnasInputError` naming this space and the field when its
+    definition breaks the contract above (checked once, by :func:`jaxnas.spaces.get_space`)."""
+    _check(self)
+
   def describe_arch(self, arch) -> dict:
     """The JSON-able fields naming ``arch`` in a search result (:attr:`describe`)."""
     if self.describe is not None:
@@ -125,6 +138,29 @@ class SearchSpace(NamedTuple):
       raise ValueError(f"which must be 'search' or 'small', got {which!r}")
     small = self.small_config if which == "small" else None
     return dict(small if small is not None else (self.search_config or {}))
+
+
+@functools.lru_cache(maxsize=None)
+def _check(space: SearchSpace) -> None:
+  from jaxnas.errors import JaxnasInputError
+  bad = lambda why: JaxnasInputError(f"search space {space.name!r} is misdefined: {why}")
+  if space.num_archs is not None and (space.to_index is None or space.from_index is None):
+    raise bad(f"num_archs={space.num_archs} (enumerable) needs to_index and from_index; give "
+              "both, or num_archs=None for a space that is only sampled")
+  if (space.alpha_shape is None) != (space.discretize is None):
+    raise bad("alpha_shape and discretize come together (a supernet needs both)")
+  try:
+    module = space.model()
+  except Exception as e:  # a user's model function: say which space and why
+    raise bad(f"model() must build the standard network without arguments ({e!r})") from e
+  fields = getattr(module, "__dataclass_fields__", {})
+  if "num_classes" not in fields:
+    raise bad(f"its module {type(module).__name__} has no num_classes field (the dataset sets "
+              "it: add `num_classes: int = 10`)")
+  if space.unrolls and "unrolled" not in fields:
+    raise bad(f"unrolls=True needs an `unrolled` field on {type(module).__name__}")
+  if not set(space.unrolled_only) <= set(fields) | set(space.provides):
+    raise bad(f"unrolled_only={space.unrolled_only} names capabilities its module lacks")
 
 
 @functools.lru_cache(maxsize=None)
