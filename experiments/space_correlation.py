@@ -86,12 +86,27 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
         nl_rows = benchmarks.spearman(s, v)
       row = dict(proxy=proxy, n=int(len(idx)), spearman=rep["spearman"], kendall=rep["kendall"],
                  nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=nl,
-                 spearman_vs_naslib_scores=nl_rows)
+                 spearman_vs_naslib_scores=nl_rows, **cost(path, proxy.split()[0], len(idx)))
       if proxy in ("params", "flops") and col in ref[0]:
         v = np.array([float(ref[i][col]) for i in idx])
         row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
       rows.append(row)
   return rows + ensemble_rows(score_dir, metric)
+
+
+def cost(path: str, proxy: str, n: int) -> dict:
+  """``seconds_per_arch`` and ``executor`` of a score file from its sidecar (``run.seconds``
+  sums every resumed run; wall seconds on whatever shared the machine), or ``{}``."""
+  try:
+    with open(path + ".meta.json", encoding="utf-8") as f:
+      run = json.load(f)["run"]
+  except (OSError, ValueError, KeyError):
+    return {}
+  sec = run.get("seconds", {}).get(proxy)
+  out = {"executor": run.get("modes", {}).get(proxy)}
+  if sec is not None and n:
+    out["seconds_per_arch"] = sec / n
+  return out
 
 
 def ensemble_rows(score_dir: str, metric: str) -> list:
@@ -119,12 +134,15 @@ def ensemble_rows(score_dir: str, metric: str) -> list:
 
 def markdown(rows: list) -> str:
   lines = ["| proxy | n | Spearman (jaxnas) | Kendall | NASLib Spearman, same rows | "
-           "Spearman jaxnas vs NASLib scores | non-finite |", "|---|---|---|---|---|---|---|"]
+           "Spearman jaxnas vs NASLib scores | non-finite | s per arch (executor) |",
+           "|---|---|---|---|---|---|---|---|"]
   fmt = lambda v: "" if v is None else f"{v:.3f}"
   for r in rows:
+    c = r.get("seconds_per_arch")
+    c = "" if c is None else (f"{c:.2g}" if c < 1 else f"{c:.1f}") + f" ({r.get('executor')})"
     lines.append(f"| {r['proxy']} | {r['n']} | {r['spearman']:.3f} | {r['kendall']:.3f} | "
                  f"{fmt(r['naslib_spearman'])} | {fmt(r['spearman_vs_naslib_scores'])} | "
-                 f"{r['nonfinite']} |")
+                 f"{r['nonfinite']} | {c} |")
   return "\n".join(lines)
 
 
