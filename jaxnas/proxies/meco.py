@@ -28,6 +28,41 @@ PyTorch default initialisation (the caller's variables), one CIFAR training imag
 zero-cost-nas path 3). The reference's path 2 (``foresight/pruners/measures/meco.py``) overwrites
 the input with one ``randn(1, 3, 64, 64)`` image: call :func:`meco_score` with such an input.
 
+NAS-Bench-101 (HamsterMimi/MeCo ``correlation/NAS_Bench_101.py``; files as of 3f6d16e,
+2024-01-23): the script calls ``predictive.find_measures`` with its default measure list, in
+which only ``measures/meco.py`` is registered, i.e. **path 2**: the loaded CIFAR batch (256
+images) is discarded and replaced by one ``torch.randn(1, 3, 64, 64)`` (global torch RNG). The
+model is ``foresight/models/nasbench1.py::Network(spec, stem_out=128, num_stacks=3, num_mods=3,
+num_classes=10)`` on the pruned spec with archai/NASBench-PyTorch initialisation (He fan-out
+convs, BN 1/0, dense N(0, 0.01)), copied by its ``get_prunable_copy(bn=True)`` and left in train
+mode (batch statistics of the one image). Hooks go on every module of ``named_modules()``; its
+``nn.ModuleList`` containers are never called, so they fire nothing. Per tensor of
+``NB101Model.tap`` (BN output standing for the conv output, as on NB201):
+
+=========================================  ==================================================  =====
+tensor (tap site)                          hook events                                         count
+=========================================  ==================================================  =====
+stem conv / BN output (``stem_bn``)        Conv2d, BatchNorm2d                                 2
+stem ReLU output (``stem``)                ReLU, its Sequential, ConvBnRelu                    3
+pool before a stack (``downsample``)       MaxPool2d                                           1
+projection conv / BN output (``proj_bn``)  Conv2d, BatchNorm2d                                 2
+projection ReLU output (``proj``)          ReLU, Sequential, ConvBnRelu (the Projection)       3
+vertex conv / BN output (``conv_bn``)      Conv2d, BatchNorm2d                                 2
+vertex ReLU output (``conv``)              ReLU, Sequential, ConvBnRelu, Conv3x3/1x1BnRelu     4
+max-pool vertex output (``pool``)          MaxPool2d, MaxPool3x3                               2
+cell output (``cell``)                     Cell                                                1
+classifier output, model output            Linear, Network (one observation: lambda 0)         0
+=========================================  ==================================================  =====
+
+The cell's fan-in sums, truncations, concatenation and the in-place ``+=`` of proj_out are not
+modules (no events; the in-place add happens after the vertex hooks have read their tensors).
+On ``nb101`` both proxies ignore ``batch.x`` and draw their input, one
+``N(0, 1)`` image of 64 x 64 with the batch's channels (:data:`INPUT_BY_SPACE`), from the
+proxy's key; the architecture runs unrolled (``'tap'`` is in NB101's ``unrolled_only``).
+Unverified: which path produced the paper's NB101 numbers (only path 2 exists for NB101 in the
+repository); ``meco_opt`` on NB101 has no reference code (the NB101 script cannot select it): we
+apply path 1's channel sampling to the table above, with the same Gaussian input.
+
 Deviations: ``meco_opt`` draws its channel subsets from the proxy's key, one independent subset
 per hook event (the reference uses Python's unseeded ``random.sample``, so it is not
 reproducible); tensors with fewer than 8 channels (tiny test networks; never in NB201) use all
@@ -37,12 +72,15 @@ matrix is finite by construction) would count 0, as the reference drops them.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import sum_probes
+from jaxnas.spaces.nb101.net import TAP_SITES as NB101_TAP_SITES
 from jaxnas.spaces.nb201.net import TAP_SITES
 
 #: The reference's batch size (one image).
@@ -54,6 +92,12 @@ OPT_CHANNELS = 8
 #: Hook events per tapped tensor (``'cell'``: one more for the last cell of a stage).
 MULTIPLICITY = {"stem": 4, "relu": 1, "conv": 4, "skip": 1, "pool": 2, "none": 0, "cell": 1,
                 "reduction": 1, "shortcut_pool": 1, "shortcut": 2, "head_bn": 1, "head_relu": 2}
+#: Hook events per tensor of ``NB101Model.tap`` (nasbench1.Network; the table above).
+MULTIPLICITY_NB101 = {"stem_bn": 2, "stem": 3, "downsample": 1, "proj_bn": 2, "proj": 3,
+                      "conv_bn": 2, "conv": 4, "pool": 2, "cell": 1}
+#: Input the reference feeds per space instead of ``batch.x``: ``(batch, height, width)`` of
+#: standard normal noise (the batch's channels). NB201 (absent): the given images.
+INPUT_BY_SPACE = {"nb101": (1, 64, 64)}
 
 
 def min_corr_eigenvalue(f):
@@ -104,58 +148,125 @@ def meco_opt_tap(N: int, key, channels: int = OPT_CHANNELS):
     most, count = _events(site, block, N)
     if most == 0:
       return jnp.zeros((), jnp.float32)
-    f = sample_features(y)
-    c = f.shape[0]
-    k = min(channels, c)
-    ev = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
-        key, TAP_SITES.index(site)), block), part)
-
-    def one(j):
-      idx = jax.random.permutation(jax.random.fold_in(ev, j), c)[:k]
-      return min_corr_eigenvalue(f[idx]) * (c / k)
-
-    vals = jax.vmap(one)(jnp.arange(most))
+    vals = _sampled_lambdas(sample_features(y), _event_key(key, TAP_SITES, site, block, part),
+                            most, channels)
     return jnp.sum(jnp.where(jnp.arange(most) < count, vals, 0.0))
   return tap
 
 
+def _event_key(key, sites, site, block, part):
+  """The key of one tapped tensor: ``fold_in(key, site index, block, part)``."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
+      key, sites.index(site)), block), part)
+
+
+def _sampled_lambdas(f, ev, most: int, channels: int):
+  """``(most,)``: for hook call j, ``C/k`` times lambda of the ``k = min(channels, C)`` rows of
+  ``f`` ``(C, n)`` at ``permutation(fold_in(ev, j), C)[:k]``."""
+  c = f.shape[0]
+  k = min(channels, c)
+
+  def one(j):
+    idx = jax.random.permutation(jax.random.fold_in(ev, j), c)[:k]
+    return min_corr_eigenvalue(f[idx]) * (c / k)
+
+  return jax.vmap(one)(jnp.arange(most))
+
+
+@jax.jit
+def _lambda_nb101(y):
+  return min_corr_eigenvalue(sample_features(y))
+
+
+@functools.partial(jax.jit, static_argnames=("most", "channels"))
+def _opt_nb101(y, key, site, block, part, most: int, channels: int):
+  ev = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, site), block), part)
+  return jnp.sum(_sampled_lambdas(sample_features(y), ev, most, channels))
+
+
+def meco_tap_nb101():
+  """Tap of ``NB101Model`` whose sum is MeCo (:data:`MULTIPLICITY_NB101` events per tensor; one
+  compiled lambda per tensor shape, as the unrolled network calls it eagerly)."""
+  def tap(site, y, block, part):
+    del block, part
+    return MULTIPLICITY_NB101[site] * _lambda_nb101(y)
+  return tap
+
+
+def meco_opt_tap_nb101(key, channels: int = OPT_CHANNELS):
+  """Tap of ``NB101Model`` whose sum is MeCo_opt: per hook event of :data:`MULTIPLICITY_NB101`,
+  ``C/k`` lambda of ``k = min(8, C)`` channels sampled without replacement, hook call j of a
+  tensor at ``permutation(fold_in(fold_in(key, site index, block, part), j), C)[:k]`` (site
+  index in :data:`jaxnas.spaces.nb101.net.TAP_SITES`), as :func:`meco_opt_tap` on NB201."""
+  def tap(site, y, block, part):
+    return _opt_nb101(y, key, NB101_TAP_SITES.index(site), block, part,
+                      most=MULTIPLICITY_NB101[site], channels=channels)
+  return tap
+
+
+def _is_nb101(net) -> bool:
+  return net.space.name == "nb101"
+
+
 def _check_network(net, name):
   fields = getattr(net.module, "__dataclass_fields__", {})
-  if "tap" not in fields or "N" not in fields:
-    raise JaxnasInputError(f"{name} needs the NB201 network's tensor taps (tap); "
+  if "tap" not in fields or not (_is_nb101(net) or "N" in fields):
+    raise JaxnasInputError(f"{name} needs the tensor taps (tap) of the NB201 or NB101 network; "
                            f"the {net.space.name!r} network has none")
+
+
+def _input(net, batch, key):
+  """``batch.x``, or on a space of :data:`INPUT_BY_SPACE` the reference's Gaussian input drawn
+  from ``key``."""
+  shape = INPUT_BY_SPACE.get(net.space.name)
+  if shape is None:
+    return batch.x
+  return jax.random.normal(key, shape + batch.x.shape[-1:], batch.x.dtype)
 
 
 def meco_score(net, variables, x, tap=None):
   """MeCo of ``net`` on inputs ``x`` (NHWC; lambda reads sample 0), or the sum of another ``tap``
-  built like :func:`meco_tap`. E.g. path 2 of the reference:
-  ``meco_score(net, v, jax.random.normal(key, (1, 64, 64, 3)))``."""
+  built like :func:`meco_tap` (NB101: :func:`meco_tap_nb101`). E.g. path 2 of the reference on
+  NB201: ``meco_score(net, v, jax.random.normal(key, (1, 64, 64, 3)))``; path 1 on NB101:
+  ``meco_score(net, v, images[:1])``. NB101 needs the unrolled network of a concrete
+  architecture (``net.module.clone(unrolled=True)``, as the ``'eager'`` executor builds it)."""
   _check_network(net, "MeCo")
-  tap = meco_tap(net.module.N) if tap is None else tap
+  if tap is None:
+    tap = meco_tap_nb101() if _is_nb101(net) else meco_tap(net.module.N)
   _, st = net.replace(tap=tap).apply(variables, x, mutable=["intermediates"])
   return sum_probes(st["intermediates"], "tap")
 
 
-@register("meco", batch_size=BATCH_SIZE, config=CONFIG, requires=("tap", "N"))
+@register("meco", batch_size=BATCH_SIZE, config=CONFIG, requires=("tap",))
 def meco(net, variables, batch, key):
   """MeCo: sum over hooked tensors of the min eigenvalue of the channel correlation matrix (Jiang
   et al., NeurIPS 2023).
 
   Per tensor ``lambda = min eig corrcoef(Y[0] as C x HW)`` (NaN -> 0), counted with the hook
-  multiplicity of the zero-cost-nas NB201 model (HamsterMimi/MeCo ``get_score``); train-mode BN,
-  PyTorch init, one image (sample 0 of a bigger batch).
+  multiplicity of the reference's model (HamsterMimi/MeCo ``get_score``); train-mode BN, the
+  reference's init. NB201: one image (sample 0 of a bigger batch), zero-cost-nas NB201 model.
+  NB101: ``batch.x`` ignored, one N(0, 1) 64 x 64 image drawn from ``key`` (the reference's
+  NB101 path), nasbench1 model.
   """
-  del key
-  return meco_score(net, variables, batch.x)
+  if not _is_nb101(net):
+    del key
+    return meco_score(net, variables, batch.x)
+  _check_network(net, "MeCo")
+  k_in, _ = jax.random.split(key)
+  return meco_score(net, variables, _input(net, batch, k_in))
 
 
-@register("meco_opt", batch_size=BATCH_SIZE, config=CONFIG, requires=("tap", "N"))
+@register("meco_opt", batch_size=BATCH_SIZE, config=CONFIG, requires=("tap",))
 def meco_opt(net, variables, batch, key):
   """MeCo_opt: per hooked tensor (C/8) x min eig of the correlation of 8 random channels (Jiang
   et al., NeurIPS 2023).
 
   As ``meco`` but each hook event samples 8 of its C channels without replacement (from ``key``;
-  the reference's ``random.sample`` is unseeded) and scales by C/8.
+  the reference's ``random.sample`` is unseeded) and scales by C/8. NB101: ``meco``'s Gaussian
+  input (the same draw), subsets from the second half of ``split(key)``.
   """
   _check_network(net, "MeCo_opt")
-  return meco_score(net, variables, batch.x, meco_opt_tap(net.module.N, key))
+  if not _is_nb101(net):
+    return meco_score(net, variables, batch.x, meco_opt_tap(net.module.N, key))
+  k_in, k_opt = jax.random.split(key)
+  return meco_score(net, variables, _input(net, batch, k_in), meco_opt_tap_nb101(k_opt))

@@ -80,7 +80,7 @@ def network(space: str | SearchSpace, arch, **config) -> Network:
 
 def sum_probes(intermediates, name: str = "relu_probe"):
   """Sum of every ``name`` value sown by a network: ``'relu_probe'`` (``NB201Net.relu_probe``) or
-  ``'tap'`` (``NB201Net.tap``)."""
+  ``'tap'`` (``NB201Net.tap``, ``NB101Model.tap``)."""
   total = []
 
   def visit(tree):

@@ -96,5 +96,5 @@ def test_supported_proxies_run_on_darts(name):
 
 def test_check_supported_accepts_proxy_objects():
   check_supported([get_proxy("params"), "grad_norm"], _darts())
-  with pytest.raises(JaxnasInputError, match="'meco' needs 'N', 'tap'"):
+  with pytest.raises(JaxnasInputError, match="'meco' needs 'tap'"):
     check_supported([get_proxy("meco")], _darts())

@@ -44,6 +44,12 @@ from jaxnas.spaces.nb101.spec import (CONV1X1, CONV3X3, KERNEL, MAX_VERTICES, MA
                                       compute_vertex_channels, padded_slots, prune)
 
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+#: Tensors a ``tap`` sees (``NB101Model.tap``, unrolled build): the stem's BN and ReLU outputs,
+#: each downsampling max pool's output, per conv-BN-ReLU of a cell its BN and ReLU outputs
+#: (projections ``proj_bn``/``proj``, vertex convs ``conv_bn``/``conv``), each max-pool vertex's
+#: output and each cell's output.
+TAP_SITES = ("stem_bn", "stem", "downsample", "proj_bn", "proj", "conv_bn", "conv", "pool",
+             "cell")
 DENSE_INIT = nn.initializers.normal(0.01)
 _N = MAX_VERTICES
 
@@ -215,7 +221,7 @@ _pool_block = jax.jit(lambda x: max_pool(x, 3, 1))
 
 
 def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_relu=None,
-                  gate=None):
+                  gate=None, on_tap=None):
   """:func:`masked_cell` for a *concrete* spec (numpy ``matrix``, ``ops``, ``vc``): Python loops
   over its live vertices, each layer at its real width (kernels sliced from the full-width
   variables) and each conv-BN-ReLU / pool a compiled block shared by every architecture, so only
@@ -225,16 +231,27 @@ def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_re
   output, at the layer's real width). ``gate``, when given, is called as ``gate(layer, kernel)``
   for every conv, ``layer`` named as in :class:`Cell` (``proj_<slot>``, ``vertex_<slot>``; slots
   are the padded ones, ``proj_6`` the output projection) and ``kernel`` the real layer's (sliced)
-  kernel; it returns a ``(B, C_out)`` gate multiplying that conv's output (before BN)."""
+  kernel; it returns a ``(B, C_out)`` gate multiplying that conv's output (before BN).
+  ``on_tap``, when given, is called as ``on_tap(site, tensor, slot)`` on the cell's tensors of
+  :data:`TAP_SITES`: per conv-BN-ReLU its BN output (``'proj_bn'``, ``'conv_bn'``) then its ReLU
+  output (``'proj'``, ``'conv'``), per max-pool vertex its output (``'pool'``); ``slot`` is the
+  padded slot of the vertex (the projection's destination, 6 for proj_out)."""
   a, ops, vc = np.asarray(matrix) > 0, np.asarray(ops), np.asarray(vc)
 
   def _cbr(h, k, sc, b, layer):
     g = None if gate is None else gate(layer, k)
-    if on_relu is None:
+    if on_relu is None and on_tap is None:
       return _cbr_block(h, k, sc, b, bn=bn, gate=g)
     y = _cb_block(h, k, sc, b, bn=bn, gate=g)
-    on_relu(y)
-    return jax.nn.relu(y)
+    if on_relu is not None:
+      on_relu(y)
+    r = jax.nn.relu(y)
+    if on_tap is not None:
+      kind, slot = layer.split("_")
+      site = "proj" if kind == "proj" else "conv"
+      on_tap(site + "_bn", y, int(slot))
+      on_tap(site, r, int(slot))
+    return r
 
   outs = {}
   for t in range(1, _N - 1):
@@ -248,6 +265,8 @@ def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_re
     h = sum(fan_in[1:], fan_in[0])
     if ops[t] == MAXPOOL:
       h = _pool_block(h)
+      if on_tap is not None:
+        on_tap("pool", h, t)
     else:
       k, sc, b = (q[t - 1] for q in w["conv1x1" if ops[t] == CONV1X1 else "conv3x3"])
       h = _cbr(h, k[:, :, :c, :c], sc[:c], b[:c], f"vertex_{t}")

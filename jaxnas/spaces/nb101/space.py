@@ -32,8 +32,8 @@ from jaxnas.benchmarks import nb101
 from jaxnas.spaces.base import SearchSpace
 from jaxnas.spaces.nb101 import counts
 from jaxnas.spaces.nb101 import spec as S
-from jaxnas.spaces.nb101.net import (cell_masks, conv_bn, masked_cell, max_pool, stack_widths,
-                                     unrolled_cell)
+from jaxnas.spaces.nb101.net import (TAP_SITES, cell_masks, conv_bn, masked_cell, max_pool,
+                                     stack_widths, unrolled_cell)
 
 _N = S.MAX_VERTICES
 ARCH_SHAPE = (_N * _N + _N,)
@@ -191,7 +191,17 @@ class NB101Model(nn.Module):
   ``intermediates/gate_kernels`` (by ``init`` with ``mutable=True``; fisher reads the weights per
   output channel off its shape). Only the unrolled build has gates: the masked build computes
   channels and ops the spec lacks and its vertex convs' fan-in is the stack width, not the
-  vertex's, so gates there are refused by name (``'auto'`` picks ``'eager'`` for fisher too)."""
+  vertex's, so gates there are refused by name (``'auto'`` picks ``'eager'`` for fisher too).
+
+  ``tap``: ``fn(site, tensor, block, part) -> array``, its values summed over the tensors of
+  :data:`.net.TAP_SITES` and sown as ``tap`` in ``intermediates`` (:func:`jaxnas.spaces.sum_probes`
+  adds them; MeCo): ``'stem_bn'``, ``'stem'`` (block 0), ``'downsample'`` (block = the stack it
+  feeds), and per cell (block = ``stack * modules_per_stack + module``) the BN and ReLU outputs of
+  each projection (``'proj_bn'``, ``'proj'``) and vertex conv (``'conv_bn'``, ``'conv'``), each
+  max-pool vertex's output (``'pool'``; part = the padded slot of the vertex, 6 for proj_out) and
+  the cell's output (``'cell'``, part 0); every tensor at the discrete layer's real width. Only the
+  unrolled build has it (the masked build's tensors carry channels and ops the spec lacks), so a
+  tap there is refused by name (``'auto'`` scores meco eagerly: ``unrolled_only``)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
@@ -200,6 +210,7 @@ class NB101Model(nn.Module):
   unrolled: bool = False
   relu_probe: Optional[Callable] = None
   gates: bool = False
+  tap: Optional[Callable] = None
 
   @nn.compact
   def __call__(self, x, arch):
@@ -217,6 +228,18 @@ class NB101Model(nn.Module):
             "concrete architecture: score with mode='eager' (the masked build of a traced "
             "architecture computes units the spec does not have)")
       on_relu = lambda h: probes.append(self.relu_probe(h))
+    tapped = []
+    on_tap = None
+    if self.tap is not None:
+      if not unroll:
+        raise JaxnasInputError(
+            "NB101's tap (meco, meco_opt) runs on the unrolled network of a concrete "
+            "architecture: score with mode='eager' (the masked build of a traced architecture "
+            "computes units the spec does not have)")
+
+      def on_tap(site, v, block, part):
+        assert site in TAP_SITES, site
+        tapped.append(self.tap(site, v, block, part))
     gate_kernels = {}
     gate = None
     if self.gates:
@@ -235,11 +258,17 @@ class NB101Model(nn.Module):
     x = conv_bn(x, k, s, b, self.bn, None if gate is None else gate("stem", k))
     if on_relu is not None:
       on_relu(x)
+    if on_tap is not None:
+      on_tap("stem_bn", x, 0, 0)
     x = jax.nn.relu(x)
+    if on_tap is not None:
+      on_tap("stem", x, 0, 0)
     c_prev = c0
     for st, c in enumerate(widths):
       if st:
         x = max_pool(x, 2, 2)
+        if on_tap is not None:
+          on_tap("downsample", x, st, 0)
       for j in range(self.modules_per_stack):
         c_in = c_prev if j == 0 else c
         factors = cell_masks(enc, st, c_in, c)
@@ -262,14 +291,22 @@ class NB101Model(nn.Module):
         if unroll:
           cg = None if gate is None else (
               lambda layer, kernel, pre=f"cell_{st}_{j}_": gate(pre + layer, kernel))
+          blk = st * self.modules_per_stack + j
+          ct = None if on_tap is None else (
+              lambda site, v, part, blk=blk: on_tap(site, v, blk, part))
           x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn, on_relu,
-                            cg)
+                            cg, ct)
+          if ct is not None:
+            ct("cell", x, 0)
         else:
           x = masked_cell(x, w, enc.matrix, enc.ops, enc.vc[st], enc.offsets[st], c, self.bn)
       c_prev = c
     if probes:
       self.sow("intermediates", "relu_probe",
                jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *probes),
+               init_fn=lambda: None, reduce_fn=lambda _, v: v)
+    if tapped:
+      self.sow("intermediates", "tap", jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *tapped),
                init_fn=lambda: None, reduce_fn=lambda _, v: v)
     h = jnp.mean(x, axis=(1, 2))
     head = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
@@ -368,7 +405,8 @@ SPACE = SearchSpace(
     count_flops=_concrete(counts.flops),
     unrolls=True,
     masked=True,
-    unrolled_only=("relu_probe", "gates"),   # auto: nwot, swap, tenas_regions, fisher eagerly
+    unrolled_only=("relu_probe", "gates", "tap"),   # auto: nwot, swap, tenas_regions, fisher,
+                                                    # meco, meco_opt eagerly
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table
