@@ -11,6 +11,8 @@ from jaxnas import _xla
 
 # Measured XLA:CPU defaults, unless the user set XLA_FLAGS (jaxnas._xla); before any computation.
 _xla.apply_defaults()
+# One OpenBLAS thread (XLA's LAPACK calls), unless the user set a BLAS thread count; before numpy.
+_xla.apply_blas_threads()
 
 from jaxnas import _compat  # noqa: E402
 

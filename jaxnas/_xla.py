@@ -59,6 +59,43 @@ def apply_defaults(environ=None) -> str | None:
   return flags
 
 
+#: Variables that set the BLAS/LAPACK libraries' own thread counts; when the user set any, jaxnas
+#: leaves them alone.
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: ``JAXNAS_BLAS_THREADS``: ``none`` leaves the BLAS libraries' defaults, a number sets them.
+BLAS_ENV = "JAXNAS_BLAS_THREADS"
+#: Threads jaxnas gives OpenBLAS by default (measured: experiments/blas_threads.py).
+DEFAULT_BLAS_THREADS = "1"
+
+
+def blas_threads(environ=None) -> str | None:
+  """The ``OPENBLAS_NUM_THREADS`` jaxnas would set, or None to leave the environment alone.
+
+  XLA:CPU runs LAPACK (``eigh``, ``slogdet``, ``cholesky``: MeCo, AZ-NAS, jacob_cov, HNAS, NASI)
+  through scipy's OpenBLAS, whose own threads spin beside XLA's thread pool: with two scoring
+  processes on two cores (``--shard``) MeCo ran 2-4x slower than with one OpenBLAS thread
+  (experiments/blas_threads.py, BENCHMARKS.md "BLAS threads"). Takes effect only when set before
+  numpy is first imported (the ``jaxnas`` command, or ``import jaxnas`` first)."""
+  env = os.environ if environ is None else environ
+  if any(v in env for v in BLAS_THREAD_VARS):
+    return None
+  choice = env.get(BLAS_ENV, DEFAULT_BLAS_THREADS).strip().lower()
+  if choice in ("", "none"):
+    return None
+  if not choice.isdigit() or int(choice) < 1:
+    raise ValueError(f"{BLAS_ENV}={choice!r}: give a positive integer or 'none'")
+  return choice
+
+
+def apply_blas_threads(environ=None) -> str | None:
+  """Sets ``OPENBLAS_NUM_THREADS`` per :func:`blas_threads`; returns what it set (None: nothing)."""
+  env = os.environ if environ is None else environ
+  n = blas_threads(env)
+  if n is not None:
+    env["OPENBLAS_NUM_THREADS"] = n
+  return n
+
+
 #: Environment variable naming a folder for JAX's persistent compilation cache.
 CACHE_ENV = "JAXNAS_COMPILATION_CACHE"
 

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from jaxnas import _xla
 from tests.conftest import REPO
 
@@ -51,3 +53,22 @@ def test_compilation_cache_is_opt_in_and_keeps_quick_programs(tmp_path):
   assert run.returncode == 0, run.stderr
   assert run.stdout.strip() == str(cache)
   assert cache.is_dir() and any(cache.iterdir()), "nothing was written to the cache"
+
+
+def test_one_openblas_thread_by_default_and_user_settings_win():
+  assert _xla.blas_threads({}) == _xla.DEFAULT_BLAS_THREADS == "1"
+  for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    assert _xla.blas_threads({var: "4"}) is None, var          # the user's count: untouched
+  assert _xla.blas_threads({"JAXNAS_BLAS_THREADS": "none"}) is None
+  env = {"JAXNAS_BLAS_THREADS": "2"}
+  assert _xla.apply_blas_threads(env) == "2" and env["OPENBLAS_NUM_THREADS"] == "2"
+  with pytest.raises(ValueError, match="JAXNAS_BLAS_THREADS='0'.*positive integer or 'none'"):
+    _xla.blas_threads({"JAXNAS_BLAS_THREADS": "0"})
+  # a fresh process importing jaxnas gets it (OpenBLAS reads it when numpy loads it), a user's
+  # own setting is kept
+  code = "import jaxnas, os; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+  base = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+  for env, want in (({}, "1"), ({"OMP_NUM_THREADS": "3"}, "None")):
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**base, **env})
+    assert run.returncode == 0 and run.stdout.strip() == want, run.stdout + run.stderr
