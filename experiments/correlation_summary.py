@@ -11,6 +11,9 @@ architectures, so that each figure sits beside the reference it is compared with
   protocol and figures), where the proxy scored all of it;
 * ``uniform``: the architectures drawn uniformly (``subset+N`` sets, or the whole space), vs
   CIFAR-10 test accuracy: the whole-space estimate compared with the published whole-space figures;
+* ``outside3000``: the architectures of ``--set outside:3000`` (a uniform sample of the 15,125
+  outside the subset, growing the ``subset+1000`` files' uniform part), vs CIFAR-10 and CIFAR-100
+  test accuracy, for proxies scored on at least 1,500 of them (not the whole space);
 * ``reduced100``: the same 100 architectures at reduced size.
 
 Writes ``experiments/results/correlation_summary.{json,md}``.
@@ -85,6 +88,9 @@ def summarise(full_dir, small_dir, seed=0):
       r["uniform_c10_test_kendall"], _ = rho(full, uidx, "cifar10_test200", drop, kendall=True)
       r["uniform_c100_test"], _ = rho(full, uidx, "cifar100_test200", drop)
       r["uniform_is_whole_space"] = whole
+      out3k = arch_set("outside:3000", seed)[0]
+      r["outside3000_c10_test"], r["outside3000_n"] = rho(full, out3k, "cifar10_test200", drop)
+      r["outside3000_c100_test"], _ = rho(full, out3k, "cifar100_test200", drop)
       r["n_nonfinite_full"] = int(sum(not np.isfinite(v) for v in full.values()))
       r["n_scored_full"] = len(full)
       r["published_whole_space"] = PUBLISHED_WHOLE.get(name)
@@ -100,13 +106,18 @@ def markdown(rows):
     return f"{v:.3f}" + (f" ({n})" if n is not None and full is not None and n != full else "")
   head = ("| proxy | same 100, full size: rho C10 val | rho C10 test | rho C100 test | 500 subset: "
           "rho C10 val | NASLib subset | uniform sample (n) or whole space: rho C10 test | tau | "
-          "published whole space | reduced size, same 100: rho C10 val |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "published whole space | 3,000 uniform outside the subset (n): rho C10 / C100 test | "
+          "reduced size, same 100: rho C10 val |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
   lines = [head]
   for r in rows:
     n_uni = r["uniform_n"]
     uni = "" if r["uniform_c10_test"] is None or n_uni < 300 else (
         f"{r['uniform_c10_test']:.3f} ({'whole space' if r['uniform_is_whole_space'] else n_uni})")
+    o3k = "" if (r["outside3000_c10_test"] is None or r["outside3000_n"] < 1500
+                 or r["uniform_is_whole_space"]) else (
+        f"{r['outside3000_c10_test']:.3f} / {r['outside3000_c100_test']:.3f} "
+        f"({r['outside3000_n']})")
     lines.append(
         f"| {r['proxy']} | {f(r['same100_c10_val'], r['same100_c10_val_n'], 100)} | "
         f"{f(r['same100_c10_test'], r['same100_c10_test_n'], 100)} | "
@@ -114,7 +125,7 @@ def markdown(rows):
         f"{f(r['subset500_c10_val'], r['subset500_c10_val_n'], 500) if r['subset500_c10_val_n'] > 100 else ''} | "
         f"{f(r['published_naslib_subset'])} | {uni} | "
         f"{f(r['uniform_c10_test_kendall']) if uni else ''} | "
-        f"{f(r['published_whole_space'])} | "
+        f"{f(r['published_whole_space'])} | {o3k} | "
         f"{f(r['reduced100_c10_val'], r['reduced100_c10_val_n'], 100)} |")
   return "\n".join(lines) + "\n"
 
