@@ -91,7 +91,29 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
         v = np.array([float(ref[i][col]) for i in idx])
         row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
       rows.append(row)
-  return rows + ensemble_rows(score_dir, metric)
+  return rows + ensemble_rows(score_dir, metric) + pooled_rows(score_dir, metric)
+
+
+def pooled_rows(score_dir: str, metric: str) -> list:
+  """Every registered pool-relative score (``aznas``, ``ensemble_v2``, ...) whose components all
+  have complete score files here, ranked over the rows they share (as fitted or defined on
+  NB201: nothing is refitted for this space)."""
+  from jaxnas.proxies import get_pooled, with_pooled
+  raw, arch_strs = {}, {}
+  for path in sorted(glob.glob(os.path.join(score_dir, "scores_*.csv"))):
+    raw.update(_io.read_scores(path, arch_strs))
+  rows = []
+  for name, (idx, s) in sorted(with_pooled(raw).items()):
+    if name in raw:
+      continue
+    t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
+    rep = benchmarks.rank_report(s if get_pooled(name).higher_is_better else -s, t)
+    comps = "+".join(get_pooled(name).components)
+    rows.append(dict(proxy=f"{name} (pool of {len(idx)}: {comps})", n=int(len(idx)),
+                     spearman=rep["spearman"], kendall=rep["kendall"],
+                     nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
+                     spearman_vs_naslib_scores=None))
+  return rows
 
 
 def cost(path: str, proxy: str, n: int) -> dict:
