@@ -19,6 +19,12 @@ and ``aznas`` (if its components are candidates) on the same pools, and the 500-
 CIFAR-10 and ImageNet16-120 validation accuracy on whatever part of the subset the files cover
 (pool: those subset architectures).
 
+Held out after the fact (``--heldout``): the shipped assets, unchanged, on every uniform
+architecture the members' files now hold outside the original fit half (read from ``--out``'s
+``halves``), e.g. after the files grew with ``nb201_correlation.py --set outside:3000``; written
+to ``ensemble_v2_heldout.json``.
+
+  python experiments/fit_ensemble_v2.py --heldout
   python experiments/fit_ensemble_v2.py --scores experiments/results/correlation,experiments/results/correlation_sota \\
       --candidates az_expressivity,az_progressivity,az_trainability,az_complexity,nwot,synflow,meco \\
       --name ensemble_v2 [--asset jaxnas/_assets/ensemble_v2.json]
@@ -82,7 +88,10 @@ def fit(cols: dict, y, step: float):
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--scores", default=os.path.join(HERE, "results", "correlation"))
-  ap.add_argument("--candidates", required=True, help="comma-separated proxy names")
+  ap.add_argument("--candidates", default="", help="comma-separated proxy names (required "
+                  "unless --heldout)")
+  ap.add_argument("--heldout", action="store_true", help="evaluate the shipped ensemble_v2 "
+                  "assets on the architectures outside the original fit half (no fitting)")
   ap.add_argument("--name", default="ensemble_v2", help="the pooled score's name in the asset")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--step", type=float, default=0.1)
@@ -91,6 +100,10 @@ def main(argv=None):
   ap.add_argument("--asset", default=None, help="write the fitted members here (JSON)")
   ap.add_argument("--out", default=os.path.join(HERE, "results", "ensemble_v2.json"))
   a = ap.parse_args(argv)
+  if a.heldout:
+    return heldout(a)
+  if not a.candidates:
+    raise SystemExit("--candidates is required (or --heldout)")
   names = _io.split(a.candidates)
   scores = load(_io.split(a.scores), names)
   scored = np.array(sorted(set.intersection(*(set(s) for s in scores.values()))))
@@ -145,6 +158,57 @@ def main(argv=None):
   for k, row in figures.items():
     print(f"{k:32s} n={row['n']:5d}  " + "  ".join(f"{m}={v:.3f}" for m, v in row.items()
                                                     if m != "n"))
+
+
+def heldout(a) -> dict:
+  """The shipped pooled ensembles (``ensemble_v2``, ``ensemble_v2_fwd``), their members and
+  ``aznas`` (where its components cover the pool) on the uniform architectures outside the
+  original fit half and the 500 subset, pooled over that set (and over the part AZ-NAS covers)."""
+  with open(a.out) as f:
+    fit_half = set(json.load(f)["halves"]["fit"])
+  specs = {n: E2.coefficients(n) for n in ("ensemble_v2", "ensemble_v2_fwd")}
+  members = sorted({m["name"] for sp in specs.values() for m in sp["members"]})
+  az = ["az_expressivity", "az_progressivity", "az_trainability", "az_complexity"]
+  dirs = _io.split(a.scores)
+  scores = load(dirs, members)
+  common = set.intersection(*(set(s) for s in scores.values()))
+  idx = np.array(sorted(common - fit_half - set(bench.subset_indices().tolist())), np.int64)
+  sign = {m: 1.0 if get_proxy(m).higher_is_better else -1.0 for m in members + az}
+  col = lambda sc, m, ix: sign[m] * np.array([sc[m][i] for i in ix])
+
+  def figures(ix, sc, names, extra):
+    row = {"n": int(len(ix))}
+    for t in ("cifar10_test200", "cifar100_test200"):
+      acc = benchmarks.accuracy(ix, t)
+      per = {m: col(sc, m, ix) for m in names}
+      r = {n: benchmarks.spearman(E2.combine(per, sp), acc) for n, sp in specs.items()
+           if all(m["name"] in per for m in sp["members"])}
+      r.update({m: benchmarks.spearman(v, acc) for m, v in per.items()})
+      for name in extra:
+        r[name] = benchmarks.spearman(with_pooled({m: (ix, v) for m, v in per.items()},
+                                                  [name])[name][1], acc)
+      row[t] = r
+    return row
+
+  doc = {"pool": "uniform architectures scored by every member, outside the fit half and the 500 "
+                 "subset (the shipped weights: no refit)", "all_members": figures(idx, scores,
+                                                                                 members, [])}
+  try:
+    sa = {**scores, **load(dirs, az)}
+    ia = np.array(sorted(set(idx.tolist()).intersection(*(set(sa[c]) for c in az))), np.int64)
+    if len(ia) >= 40:
+      doc["with_aznas"] = figures(ia, sa, members + az, ["aznas"])
+  except SystemExit:
+    pass
+  out = os.path.join(os.path.dirname(a.out), "ensemble_v2_heldout.json")
+  with open(out, "w") as f:
+    json.dump(doc, f, indent=1)
+  for k in ("all_members", "with_aznas"):
+    if k in doc:
+      for t in ("cifar10_test200", "cifar100_test200"):
+        print(f"{k:12s} n={doc[k]['n']:5d} {t:17s} " + "  ".join(
+            f"{m}={v:.3f}" for m, v in doc[k][t].items()))
+  return doc
 
 
 if __name__ == "__main__":

@@ -47,12 +47,21 @@ def combine(scores: Mapping[str, np.ndarray], spec: dict, oriented: bool = True)
   return np.asarray(total, np.float64)
 
 
+def coefficients(name: str = "ensemble_v2") -> dict:
+  """The shipped spec ``{'name', 'members': [{'name', 'weight'}], 'fit': ...}`` of ``name``
+  (``'ensemble_v2'`` or ``'ensemble_v2_fwd'``), read from its asset."""
+  asset = f"{name}.json"
+  if asset not in ASSETS:
+    raise JaxnasInputError(f"unknown ensemble {name!r}; allowed: "
+                           f"{', '.join(a[:-5] for a in ASSETS)}")
+  with open(_assets.path(asset), encoding="utf-8") as f:
+    return json.load(f)
+
+
 def _register(asset: str) -> None:
-  path = _assets.path(asset)
-  if not path.is_file():
+  if not _assets.path(asset).is_file():
     return
-  with open(path, encoding="utf-8") as f:
-    spec = json.load(f)
+  spec = coefficients(asset[:-5])
 
   def pooled(scores):
     return combine(scores, spec, oriented=False)

@@ -31,6 +31,7 @@ def test_log_ranks_direct_formula_with_ties_and_degenerates():
 @pytest.mark.parametrize("asset", ensemble_v2.ASSETS)
 def test_registered_from_the_asset_and_equal_to_the_direct_sum(asset):
   spec = spec_of(asset)
+  assert ensemble_v2.coefficients(spec["name"]) == spec
   pooled = proxies.get_pooled(spec["name"])
   assert pooled.components == tuple(m["name"] for m in spec["members"])
   assert abs(sum(m["weight"] for m in spec["members"]) - 1) < 1e-9
@@ -45,6 +46,12 @@ def test_registered_from_the_asset_and_equal_to_the_direct_sum(asset):
   first = pooled.components[0]
   moved = {**scores, first: np.exp(scores[first])}
   np.testing.assert_allclose(proxies.apply_pooled(spec["name"], moved), direct, rtol=1e-12)
+
+
+def test_coefficients_names_the_allowed_ensembles():
+  with pytest.raises(JaxnasInputError, match="unknown ensemble 'v3'; allowed: ensemble_v2, "
+                                             "ensemble_v2_fwd"):
+    ensemble_v2.coefficients("v3")
 
 
 def test_a_lower_is_better_member_is_negated():
