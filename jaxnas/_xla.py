@@ -50,13 +50,18 @@ def default_flags(environ=None) -> str | None:
   return DEFAULT_CPU_FLAGS if _jax_version() >= MIN_JAX else None
 
 
+def _apply(var: str, decide, environ) -> str | None:
+  """Sets ``var`` to ``decide(env)`` unless that is None; returns what it set."""
+  env = os.environ if environ is None else environ
+  value = decide(env)
+  if value is not None:
+    env[var] = value
+  return value
+
+
 def apply_defaults(environ=None) -> str | None:
   """Sets ``XLA_FLAGS`` per :func:`default_flags`; returns what it set (None: nothing)."""
-  env = os.environ if environ is None else environ
-  flags = default_flags(env)
-  if flags is not None:
-    env["XLA_FLAGS"] = flags
-  return flags
+  return _apply("XLA_FLAGS", default_flags, environ)
 
 
 #: Variables that set the BLAS/LAPACK libraries' own thread counts; when the user set any, jaxnas
@@ -89,11 +94,7 @@ def blas_threads(environ=None) -> str | None:
 
 def apply_blas_threads(environ=None) -> str | None:
   """Sets ``OPENBLAS_NUM_THREADS`` per :func:`blas_threads`; returns what it set (None: nothing)."""
-  env = os.environ if environ is None else environ
-  n = blas_threads(env)
-  if n is not None:
-    env["OPENBLAS_NUM_THREADS"] = n
-  return n
+  return _apply("OPENBLAS_NUM_THREADS", blas_threads, environ)
 
 
 #: Environment variable naming a folder for JAX's persistent compilation cache.
