@@ -68,7 +68,7 @@ def make_settings(space, archs, proxy_names, batch, *, seed: int = 0,
 
   Not included (they do not change what is computed): chunk size, mode, device count.
   """
-  space = get_space(space) if isinstance(space, str) else space
+  space = get_space(space)
   archs = scoring.check_archs(space, archs)
   ids = scoring.default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
   proxy_names = expand(proxy_names)
@@ -119,7 +119,7 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
 
   Returns the sidecar of the finished file (``meta['run']`` holds modes, devices and seconds).
   """
-  space = get_space(space) if isinstance(space, str) else space
+  space = get_space(space)
   archs = scoring.check_archs(space, archs)
   ids = scoring.default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
   proxy_names = expand(proxy_names)

@@ -425,7 +425,7 @@ def iter_scores(space, archs, proxy_name: str, batch: Batch, *, seed: int = 0, i
   count (``start`` > 0 resumes a run); the last one is padded. Compiles once (first chunk).
   ``report``, when given, receives the scorer's ``info`` (resolved mode, ...) after each chunk.
   """
-  space = get_space(space) if isinstance(space, str) else space
+  space = get_space(space)
   archs = check_archs(space, archs)
   ids = default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
   if ids.shape != (len(archs),):
@@ -491,7 +491,7 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
     dict name -> float64 array ``(n,)`` for each proxy and each pooled score's components;
     non-finite values are kept as NaN/inf, never replaced.
   """
-  space = get_space(space) if isinstance(space, str) else space
+  space = get_space(space)
   archs = check_archs(space, archs)
   out = {}
   for name in _per_arch(proxy_names):

@@ -148,16 +148,15 @@ def meco_opt_tap(N: int, key, channels: int = OPT_CHANNELS):
     most, count = _events(site, block, N)
     if most == 0:
       return jnp.zeros((), jnp.float32)
-    vals = _sampled_lambdas(sample_features(y), _event_key(key, TAP_SITES, site, block, part),
-                            most, channels)
+    vals = _sampled_lambdas(sample_features(y),
+                            _event_key(key, TAP_SITES.index(site), block, part), most, channels)
     return jnp.sum(jnp.where(jnp.arange(most) < count, vals, 0.0))
   return tap
 
 
-def _event_key(key, sites, site, block, part):
+def _event_key(key, site_index, block, part):
   """The key of one tapped tensor: ``fold_in(key, site index, block, part)``."""
-  return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
-      key, sites.index(site)), block), part)
+  return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, site_index), block), part)
 
 
 def _sampled_lambdas(f, ev, most: int, channels: int):
@@ -180,8 +179,8 @@ def _lambda_nb101(y):
 
 @functools.partial(jax.jit, static_argnames=("most", "channels"))
 def _opt_nb101(y, key, site, block, part, most: int, channels: int):
-  ev = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, site), block), part)
-  return jnp.sum(_sampled_lambdas(sample_features(y), ev, most, channels))
+  return jnp.sum(_sampled_lambdas(sample_features(y), _event_key(key, site, block, part), most,
+                                  channels))
 
 
 def meco_tap_nb101():
@@ -251,7 +250,6 @@ def meco(net, variables, batch, key):
   if not _is_nb101(net):
     del key
     return meco_score(net, variables, batch.x)
-  _check_network(net, "MeCo")
   k_in, _ = jax.random.split(key)
   return meco_score(net, variables, _input(net, batch, k_in))
 

@@ -263,11 +263,10 @@ def missing_capabilities(name, space) -> list[str]:
 
 
 def _space(space):
-  """The :class:`jaxnas.spaces.SearchSpace` ``space`` names (a space passes through)."""
-  if isinstance(space, str):
-    from jaxnas.spaces import get_space  # spaces import this registry's users: import late
-    return get_space(space)
-  return space
+  """:func:`jaxnas.spaces.get_space` (a name or a space), imported late: spaces import this
+  registry's users."""
+  from jaxnas.spaces import get_space
+  return get_space(space)
 
 
 def supported_proxies(space) -> list[str]:

@@ -169,7 +169,7 @@ def search(method: str, space, seed: int = 0, **options) -> SearchResult:
   """
   from jaxnas.spaces import get_space
   m = get_method(method)
-  sp = get_space(space) if isinstance(space, str) else space
+  sp = get_space(space)
   check_supported(m, sp)
   if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
     raise JaxnasInputError(f"seed must be a non-negative integer, got {seed!r}")

@@ -40,8 +40,11 @@ def list_spaces() -> list[str]:
   return [name for name, mod in _modules().items() if importlib.util.find_spec(mod) is not None]
 
 
-def get_space(name: str) -> SearchSpace:
-  """The registered :class:`SearchSpace` called ``name`` (e.g. ``'nb201'``)."""
+def get_space(name: str | SearchSpace) -> SearchSpace:
+  """The registered :class:`SearchSpace` called ``name`` (e.g. ``'nb201'``); a
+  :class:`SearchSpace` passes through unchanged (so callers take either)."""
+  if isinstance(name, SearchSpace):
+    return name
   mods = _modules()
   if name not in mods or importlib.util.find_spec(mods[name]) is None:
     raise unknown("search space", name, list_spaces())
@@ -69,7 +72,7 @@ def loaded_spaces() -> dict:
 
 def network(space: str | SearchSpace, arch, **config) -> Network:
   """Binds one architecture (any form ``space.encode`` takes, or a traced array) to a module."""
-  sp = get_space(space) if isinstance(space, str) else space
+  sp = get_space(space)
   if not isinstance(arch, jax.Array) or not isinstance(arch, jax.core.Tracer):
     try:
       arch = sp.encode(arch)

@@ -150,22 +150,28 @@ def _check(space: SearchSpace) -> None:
   if (space.alpha_shape is None) != (space.discretize is None):
     raise bad("alpha_shape and discretize come together (a supernet needs both)")
   try:
-    module = space.model()
+    kind, fields = _module_fields(space)
   except Exception as e:  # a user's model function: say which space and why
     raise bad(f"model() must build the standard network without arguments ({e!r})") from e
-  fields = getattr(module, "__dataclass_fields__", {})
   if "num_classes" not in fields:
-    raise bad(f"its module {type(module).__name__} has no num_classes field (the dataset sets "
+    raise bad(f"its module {kind} has no num_classes field (the dataset sets "
               "it: add `num_classes: int = 10`)")
   if space.unrolls and "unrolled" not in fields:
-    raise bad(f"unrolls=True needs an `unrolled` field on {type(module).__name__}")
+    raise bad(f"unrolls=True needs an `unrolled` field on {kind}")
   if not set(space.unrolled_only) <= set(fields) | set(space.provides):
     raise bad(f"unrolled_only={space.unrolled_only} names capabilities its module lacks")
 
 
 @functools.lru_cache(maxsize=None)
+def _module_fields(space: SearchSpace) -> tuple:
+  """(class name, field names) of the space's standard module (built once per space)."""
+  module = space.model()
+  return type(module).__name__, frozenset(getattr(module, "__dataclass_fields__", {}))
+
+
+@functools.lru_cache(maxsize=None)
 def _capabilities(space: SearchSpace) -> frozenset:
-  fields = getattr(space.model(), "__dataclass_fields__", {})
+  fields = _module_fields(space)[1]
   derived = {"supernet": space.alpha_shape is not None and space.discretize is not None,
              "enumerable": (space.num_archs is not None and space.to_index is not None
                             and space.from_index is not None),
