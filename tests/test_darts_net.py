@@ -34,9 +34,12 @@ def _lax_depthwise(x, w, s, p, d):
                                       feature_group_count=x.shape[-1])
 
 
-@pytest.mark.parametrize("k, s, p, d", [(3, 1, 1, 1), (5, 2, 2, 1), (3, 2, 2, 2), (5, 1, 4, 2)])
-def test_shifted_depthwise_matches_grouped_conv(k, s, p, d):
-  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+@pytest.mark.parametrize("k, s, p, d, hw", [(3, 1, 1, 1, (8, 8)), (5, 2, 2, 1, (8, 8)),
+                                           (3, 2, 2, 2, (8, 8)), (5, 1, 4, 2, (8, 8)),
+                                           (3, 2, 1, 1, (7, 6)), (5, 2, 4, 2, (9, 7)),
+                                           (3, 1, 0, 1, (5, 6)), (3, 2, 0, 1, (6, 7))])
+def test_shifted_depthwise_matches_grouped_conv(k, s, p, d, hw):
+  x = jax.random.normal(jax.random.key(0), (2, *hw, 3))
   w = jax.random.normal(jax.random.key(1), (k, k, 1, 3))
   f = lambda x, w: layers.depthwise_shifted(x, w, s, p, d)
   ref = lambda x, w: _lax_depthwise(x, w, s, p, d)
@@ -45,7 +48,7 @@ def test_shifted_depthwise_matches_grouped_conv(k, s, p, d):
   g = jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * ct), (0, 1)))(x, w)
   g_ref = jax.grad(lambda x, w: jnp.sum(ref(x, w) * ct), (0, 1))(x, w)
   chex.assert_trees_all_close(g, g_ref, atol=1e-4, rtol=1e-4)
-  if (k, s) != (5, 2):
+  if (k, s, hw) != (5, 2, (8, 8)):
     return
   # forward mode, vmap and second order go through the custom JVP as well
   t = jax.jvp(f, (x, w), (0.3 * x, w))[1]
@@ -56,6 +59,44 @@ def test_shifted_depthwise_matches_grouped_conv(k, s, p, d):
   hv = jax.grad(lambda w: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(f(x, w))))(w) ** 2))(w)
   hv_ref = jax.grad(lambda w: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.sin(ref(x, w))))(w) ** 2))(w)
   chex.assert_trees_all_close(hv, hv_ref, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("s", [1, 2])
+def test_shifted_depthwise_backward_pads_the_cotangent_once(s):
+  """The backward pass XLA:CPU compiles: the input cotangent is padded once and read through
+  k*k slices (a pad per window is a bounds-checked loop 10-20x slower on XLA:CPU), and the
+  input is padded once for all windows: two pads in all, whatever k."""
+  x = jnp.ones((2, 8, 8, 3))
+  for k in (3, 5):
+    w = jnp.ones((k, k, 1, 3))
+    jaxpr = jax.make_jaxpr(jax.grad(lambda x, w: jnp.sum(
+        jnp.sin(layers.depthwise_shifted(x, w, s, k // 2, 1))), (0, 1)))(x, w)
+    # (lax transposes a pad into a negative pad, a crop XLA turns into a slice: not counted)
+    pads = [e for e in _eqns(jaxpr.jaxpr) if e.primitive.name == "pad" and e.outvars[0].aval.ndim
+            == 4 and any(v > 0 for cfg in e.params["padding_config"] for v in cfg)]
+    assert len(pads) == 2, (k, s, len(pads))
+
+
+def _eqns(jaxpr):
+  """Every equation of ``jaxpr`` and of the jaxprs nested in its equations (checkpoint, pjit)."""
+  for e in jaxpr.eqns:
+    yield e
+    for v in e.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          yield from _eqns(inner)
+
+
+def test_shifted_depthwise_backward_keeps_only_the_padded_input(capsys):
+  """Reverse mode keeps the padded input and the kernel, not the k*k windows (nor k*k broadcast
+  kernel rows): 2 k*k input-sized arrays per convolution took a DARTS genotype past 20 GB."""
+  from jax.ad_checkpoint import print_saved_residuals  # pylint: disable=g-import-not-at-top
+  x, w = jnp.ones((2, 8, 8, 3)), jnp.ones((5, 5, 1, 3))
+  print_saved_residuals(lambda x, w: layers.depthwise_shifted(x, w, 2, 4, 2), x, w)
+  shapes = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+  size = lambda sh: np.prod([int(n) for n in sh[sh.index("[") + 1:-1].split(",") if n])
+  assert [sh for sh in shapes if size(sh) >= x.size] == ["f32[2,16,16,3]"], shapes
 
 
 def test_pooling_and_factorized_reduce_follow_pytorch():
@@ -113,7 +154,6 @@ def test_mixed_edge_is_the_weighted_sum_of_its_ops():
 # ------------------------------------------------------------ supernet vs evaluation
 
 
-@functools.lru_cache(maxsize=None)
 @functools.lru_cache(maxsize=None)
 def _supernet(affine=True, pool_bn=False, conv_impl="auto"):
   """The supernet, its variables and its compiled ``apply`` (updated statistics too), shared by
@@ -214,6 +254,19 @@ def test_parameter_gradients_match_between_supernet_and_evaluation_network():
   live = [float(jnp.max(jnp.abs(g) * m)) for g, m in
           zip(jax.tree_util.tree_leaves(g_all), jax.tree_util.tree_leaves(mask)) if jnp.any(m > 0)]
   assert len(live) > 10 and min(live) > 0.0
+
+
+def test_shifted_and_lax_depthwise_give_the_same_supernet_gradients():
+  """The whole supernet's parameter gradients with the shifted depthwise convolution (its custom
+  JVP, the CPU path at full size) equal those with grouped lax convolutions, for a genotype
+  (``lax.switch`` inside ``lax.scan``) and for mixture weights."""
+  v = _supernet()[1]
+  arch = darts.encode("DARTS_V2")
+  for a in (arch, darts.to_weights(arch) + 0.1):
+    g_shift = _supernet_grad(conv_impl="shifted")(v["params"], v, X, a)
+    g_lax = _supernet_grad(conv_impl="lax")(v["params"], v, X, a)
+    _rel_close(g_shift, g_lax, rtol=1e-3, atol=1e-5)
+    assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(g_shift)) > 0
 
 
 def test_unrolled_equals_scanned_outputs_gradients_and_states():

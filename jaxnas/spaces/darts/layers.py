@@ -3,8 +3,7 @@ pointwise convolutions, 3x3 max and average pooling.
 
 Depthwise convolutions: XLA:CPU runs grouped convolutions (and their gradients inside loops) very
 slowly, so on CPU they are computed as ``k*k`` shifted slices times per-channel weights, with a
-custom JVP whose kernel tangent is one contraction over stacked slices (fast to compile and run in
-reverse mode). ``conv_impl='lax'`` uses ``lax.conv_general_dilated`` with ``feature_group_count``
+custom JVP that shapes the backward pass XLA:CPU compiles (:func:`depthwise_shifted`). ``conv_impl='lax'`` uses ``lax.conv_general_dilated`` with ``feature_group_count``
 (the default on GPU/TPU). Both compute the same function (tested).
 """
 
@@ -24,29 +23,77 @@ def _out_size(n, k, stride, padding, dilation):
   return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
-def _shifted(x, k, stride, padding, dilation):
-  """The ``k*k`` (strided) windows of the zero-padded input, each ``(B, Ho, Wo, C)``."""
-  b, h, w, c = x.shape
-  ho, wo = (_out_size(n, k, stride, padding, dilation) for n in (h, w))
-  xp = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (padding, padding, 0),
-                                                (padding, padding, 0), (0, 0, 0)))
+def _pad_hw(x, lo, hi, interior: int = 0):
+  """Zero padding of the two spatial axes of an NHWC array: ``lo``/``hi`` per axis."""
+  return jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (lo[0], hi[0], interior),
+                                                  (lo[1], hi[1], interior), (0, 0, 0)))
+
+
+def _padded(x, padding):
+  """The zero-padded input, materialised once (``optimization_barrier``): otherwise XLA:CPU fuses
+  the padding, and whatever computed ``x`` (BN, ReLU), into each window separately."""
+  return jax.lax.optimization_barrier(_pad_hw(x, (padding, padding), (padding, padding)))
+
+
+def _windows(xp, k, stride, dilation, out_hw):
+  """The ``k*k`` (strided) windows ``(B, Ho, Wo, C)`` of the padded input ``xp``."""
+  b, c = xp.shape[0], xp.shape[-1]
+  ho, wo = out_hw
   return [jax.lax.slice(xp, (0, i * dilation, j * dilation, 0),
                         (b, i * dilation + (ho - 1) * stride + 1,
                          j * dilation + (wo - 1) * stride + 1, c), (1, stride, stride, 1))
           for i in range(k) for j in range(k)]
 
 
-def _depthwise_sum(x, kernel, stride, padding, dilation):
-  """``sum_ij window_ij * kernel[i, j, 0]`` with lax primitives only (cheap to trace)."""
-  k, c = kernel.shape[0], x.shape[-1]
-  w = jax.lax.reshape(kernel.astype(x.dtype), (k * k, c))
+def _out_hw(x, k, stride, padding, dilation):
+  return tuple(_out_size(n, k, stride, padding, dilation) for n in x.shape[1:3])
+
+
+def _rows(kernel, dtype):
+  """``(k, k, 1, C)`` -> ``(k*k, C)``, row ``i*k + j`` the weights of window ``(i, j)``."""
+  k, c = kernel.shape[0], kernel.shape[-1]
+  return jax.lax.reshape(kernel.astype(dtype), (k * k, c))
+
+
+def _weighted_sum(windows, rows):
+  """``sum_n windows[n] * rows[n]`` (per-channel weights)."""
   out = None
-  for n, s in enumerate(_shifted(x, k, stride, padding, dilation)):
-    wn = jax.lax.broadcast_in_dim(jax.lax.reshape(jax.lax.slice_in_dim(w, n, n + 1), (c,)),
-                                  s.shape, (3,))
-    t = jax.lax.mul(s, wn)
+  for n, s in enumerate(windows):
+    t = jax.lax.mul(s, jax.lax.broadcast_in_dim(rows[n], s.shape, (3,)))
     out = t if out is None else jax.lax.add(out, t)
   return out
+
+
+def _input_tangent(dx, kernel, stride, padding, dilation):
+  """The conv's input tangent ``sum_ij shift_ij(dx) * kernel[i, j]``, written as the *adjoint* of
+  the form its transpose (the backward pass) should take: one padding of the (dilated, for
+  stride 2) cotangent and ``k*k`` slices of it. Written directly, the transpose would zero-pad
+  the cotangent ``k*k`` times, a bounds-checked loop XLA:CPU runs 10-20x slower than slices."""
+  k = kernel.shape[0]
+  b, h, w, c = dx.shape
+  ho, wo = (_out_size(n, k, stride, padding, dilation) for n in (h, w))
+  rows = _rows(kernel, dx.dtype)
+  lo = max(0, dilation * (k - 1) - padding)            # room for the largest backward shift
+  tot = [(o - 1) * stride + 1 + lo + max(0, n + padding - (o - 1) * stride - 1)
+         for n, o in ((h, ho), (w, wo))]
+  canvas = None
+  for i in range(k):
+    for j in range(k):
+      oh, ow = padding - dilation * i + lo, padding - dilation * j + lo
+      t = jax.lax.mul(dx, jax.lax.broadcast_in_dim(rows[i * k + j], dx.shape, (3,)))
+      t = _pad_hw(t, (oh, ow), (tot[0] - h - oh, tot[1] - w - ow))
+      canvas = t if canvas is None else jax.lax.add(canvas, t)
+  return jax.lax.slice(canvas, (0, lo, lo, 0), (b, lo + (ho - 1) * stride + 1,
+                                                lo + (wo - 1) * stride + 1, c),
+                       (1, stride, stride, 1))
+
+
+def _tangent(xp, kernel, dx, dk, stride, padding, dilation):
+  """The tangent for input tangent ``dx`` and kernel tangent ``dk`` (linear in both)."""
+  k = kernel.shape[0]
+  windows = _windows(xp, k, stride, dilation, _out_hw(dx, k, stride, padding, dilation))
+  return jax.lax.add(_input_tangent(dx, kernel, stride, padding, dilation),
+                     _weighted_sum(windows, _rows(dk, dx.dtype)))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
@@ -54,27 +101,38 @@ def depthwise_shifted(x, kernel, stride: int = 1, padding: int = 0, dilation: in
   """Depthwise conv ``y[b,h,w,c] = sum_ij xpad[b, s*h + d*i, s*w + d*j, c] * kernel[i, j, 0, c]``.
 
   ``x`` NHWC, ``kernel`` ``(k, k, 1, C)`` (HWIO with ``groups=C``, as PyTorch's
-  ``Conv2d(C, C, k, groups=C)``). The kernel tangent is written as one contraction over the
-  stacked windows, whose transpose (the kernel gradient) is a single dot instead of ``k*k``
-  reductions.
+  ``Conv2d(C, C, k, groups=C)``). A custom JVP shapes what reverse mode compiles and keeps:
+
+  * the windows are slices of one materialised padded input (:func:`_padded`);
+  * the input tangent is written so that its transpose is one pad and ``k*k`` slices
+    (:func:`_input_tangent`); the kernel tangent ``sum_n window_n * dk_n`` transposes to ``k*k``
+    per-channel reductions; the tangent is materialised before the transpose reads it at ``k*k``
+    offsets;
+  * the tangent is a ``jax.checkpoint``: the backward pass keeps the padded input and recomputes
+    the windows (JAX would otherwise keep every window and every broadcast kernel row, ``2 k*k``
+    input-sized arrays per convolution, which inside the DARTS supernet's ``lax.map`` took the
+    memory of one batch-64 genotype past 20 GB).
+
+  Forward mode, ``vmap`` and second order go through the same rule (all tested against
+  ``lax.conv_general_dilated``).
   """
-  return _depthwise_sum(x, kernel, stride, padding, dilation)
+  k = kernel.shape[0]
+  windows = _windows(_padded(x, padding), k, stride, dilation,
+                     _out_hw(x, k, stride, padding, dilation))
+  return _weighted_sum(windows, _rows(kernel, x.dtype))
 
 
 @depthwise_shifted.defjvp
 def _depthwise_shifted_jvp(stride, padding, dilation, primals, tangents):
   x, kernel = primals
   dx, dk = tangents
-  k, c = kernel.shape[0], x.shape[-1]
-  y = depthwise_shifted(x, kernel, stride, padding, dilation)
-  windows = jax.lax.concatenate(
-      [jax.lax.broadcast_in_dim(s, (1,) + s.shape, (1, 2, 3, 4))
-       for s in _shifted(x, k, stride, padding, dilation)], 0)             # (k*k, B, Ho, Wo, C)
-  dk = jax.lax.reshape(dk.astype(x.dtype), (k * k, c))
-  # contract the window axis, batch over channels: (C, B, Ho, Wo) -> (B, Ho, Wo, C)
-  t_kernel = jax.lax.dot_general(windows, dk, (((0,), (0,)), ((4,), (1,))))
-  t_kernel = jax.lax.transpose(t_kernel, (1, 2, 3, 0))
-  return y, jax.lax.add(_depthwise_sum(dx, kernel, stride, padding, dilation), t_kernel)
+  k = kernel.shape[0]
+  xp = _padded(x, padding)
+  y = _weighted_sum(_windows(xp, k, stride, dilation, _out_hw(x, k, stride, padding, dilation)),
+                    _rows(kernel, x.dtype))
+  tangent = jax.checkpoint(functools.partial(_tangent, stride=stride, padding=padding,
+                                             dilation=dilation))
+  return y, jax.lax.optimization_barrier(tangent(xp, kernel, dx, dk))
 
 
 #: below this many input elements (B*H*W*C) ``conv_impl='auto'`` uses lax convs on CPU too: tiny
