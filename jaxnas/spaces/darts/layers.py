@@ -3,8 +3,10 @@ pointwise convolutions, 3x3 max and average pooling.
 
 Depthwise convolutions: XLA:CPU runs grouped convolutions (and their gradients inside loops) very
 slowly, so on CPU they are computed as ``k*k`` shifted slices times per-channel weights, with a
-custom JVP that shapes the backward pass XLA:CPU compiles (:func:`depthwise_shifted`). ``conv_impl='lax'`` uses ``lax.conv_general_dilated`` with ``feature_group_count``
-(the default on GPU/TPU). Both compute the same function (tested).
+custom JVP that shapes the backward pass XLA:CPU compiles (:func:`depthwise_shifted`;
+measured in ``experiments/bench_depthwise.py``). ``conv_impl='lax'`` uses
+``lax.conv_general_dilated`` with ``feature_group_count`` (the default on GPU/TPU). Both compute
+the same function (tested).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from jaxnas.errors import unknown
 from jaxnas.spaces import ops as L
 from jaxnas.spaces.darts.topology import CONV_IMPLS
+
 
 def _out_size(n, k, stride, padding, dilation):
   return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
@@ -46,6 +49,7 @@ def _windows(xp, k, stride, dilation, out_hw):
 
 
 def _out_hw(x, k, stride, padding, dilation):
+  """The output's ``(Ho, Wo)`` for input ``x``."""
   return tuple(_out_size(n, k, stride, padding, dilation) for n in x.shape[1:3])
 
 
