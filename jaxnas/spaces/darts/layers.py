@@ -120,9 +120,13 @@ def depthwise_shifted(x, kernel, stride: int = 1, padding: int = 0, dilation: in
   Forward mode, ``vmap`` and second order go through the same rule (all tested against
   ``lax.conv_general_dilated``).
   """
+  return _of_padded(_padded(x, padding), x, kernel, stride, padding, dilation)
+
+
+def _of_padded(xp, x, kernel, stride, padding, dilation):
+  """The convolution of ``x`` from its padded form ``xp``."""
   k = kernel.shape[0]
-  windows = _windows(_padded(x, padding), k, stride, dilation,
-                     _out_hw(x, k, stride, padding, dilation))
+  windows = _windows(xp, k, stride, dilation, _out_hw(x, k, stride, padding, dilation))
   return _weighted_sum(windows, _rows(kernel, x.dtype))
 
 
@@ -130,10 +134,8 @@ def depthwise_shifted(x, kernel, stride: int = 1, padding: int = 0, dilation: in
 def _depthwise_shifted_jvp(stride, padding, dilation, primals, tangents):
   x, kernel = primals
   dx, dk = tangents
-  k = kernel.shape[0]
   xp = _padded(x, padding)
-  y = _weighted_sum(_windows(xp, k, stride, dilation, _out_hw(x, k, stride, padding, dilation)),
-                    _rows(kernel, x.dtype))
+  y = _of_padded(xp, x, kernel, stride, padding, dilation)
   tangent = jax.checkpoint(functools.partial(_tangent, stride=stride, padding=padding,
                                              dilation=dilation))
   return y, jax.lax.optimization_barrier(tangent(xp, kernel, dx, dk))
