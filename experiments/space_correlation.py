@@ -9,8 +9,12 @@ architectures beside the reference implementation's (NASLib) scores of the same 
   the same cell), the benchmark network (128 stem channels, 3 stacks of 3 cells), batch 32 as the
   CSV's proxies (methods-spec §13.0 F5).
 
-Scores come from ``jaxnas score`` runs, one file per proxy (resumable)::
+Scores come from ``jaxnas score`` runs, one file per proxy or per group of proxies scored in one
+pass (resumable; ``grad_norm``, ``snip`` and ``plain`` share one gradient)::
 
+  jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv \
+    --proxies grad_norm,snip,plain --config C=32,L=8 --resume \
+    --out experiments/results/darts_correlation/scores_grad_norm+snip+plain.csv
   for p in params flops l2_norm synflow jacob_cov grad_norm snip plain epe_nas grasp; do
     jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv --proxies $p \\
       --config C=32,L=8 --out experiments/results/darts_correlation/scores_$p.csv --resume
@@ -118,7 +122,8 @@ def pooled_rows(score_dir: str, metric: str) -> list:
 
 def cost(path: str, proxy: str, n: int) -> dict:
   """``seconds_per_arch`` and ``executor`` of a score file from its sidecar (``run.seconds``
-  sums every resumed run; wall seconds on whatever shared the machine), or ``{}``."""
+  sums every resumed run; wall seconds on whatever shared the machine; a proxy scored in a joint
+  pass carries its share of the pass), or ``{}``."""
   try:
     with open(path + ".meta.json", encoding="utf-8") as f:
       run = json.load(f)["run"]
@@ -126,6 +131,10 @@ def cost(path: str, proxy: str, n: int) -> dict:
     return {}
   sec = run.get("seconds", {}).get(proxy)
   out = {"executor": run.get("modes", {}).get(proxy)}
+  group = run.get("joint", {}).get(proxy)
+  if group:   # one pass for the group, its time split evenly (jaxnas.proxies.joint)
+    others = "+".join(g for g in group if g != proxy)
+    out["executor"] = f"{out['executor']}, one pass with {others}"
   if sec is not None and n:
     out["seconds_per_arch"] = sec / n
   return out

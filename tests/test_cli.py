@@ -67,7 +67,7 @@ def test_proxies_all_scores_every_registered_proxy(monkeypatch, capsys):
     return {n: np.ones(len(archs)) for n in names}
   monkeypatch.setattr(engine, "score", fake_score)
   code, stdout, _ = run(["score", "--proxies", "all", "--archs", "0", "--no-progress"], capsys)
-  assert code == 0 and seen == list_proxies() and len(seen) > 20
+  assert code == 0 and sorted(seen) == list_proxies() and len(seen) > 20   # grouped passes
 
 
 def test_sample_archs_file_and_correlation_values(tmp_path, capsys):

@@ -245,10 +245,10 @@ def run(args) -> int:
   else:
     bar = engine.Progress(len(archs) * len(proxies)) if show else None
     results = {}
-    for p in proxies:
+    for names in scoring.group_plan(proxies, batch):   # one pass per group sharing a gradient
       if bar is not None:
-        bar.phase(p)
-      results.update(engine.score(space, archs, [p], batch, seed=args.seed, ids=ids,
+        bar.phase("+".join(names))
+      results.update(engine.score(space, archs, list(names), batch, seed=args.seed, ids=ids,
                                   config=config, chunk_size=args.chunk_size, mode=args.mode,
                                   group=args.group, devices=devices, precision=precision,
                                   progress=bar))

@@ -113,6 +113,10 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
   stderr) or a :class:`jaxnas.engine.progress.Progress`-like object. ``settings`` defaults to
   :func:`make_settings` of the arguments. Other arguments as :func:`jaxnas.engine.score`.
 
+  Proxies that share a quantity are scored in one pass (:func:`jaxnas.engine.scoring.group_plan`);
+  the sidecar's ``run['joint']`` names each one's group and ``run['seconds']`` splits the pass's
+  time evenly between its members.
+
   A pool-relative score among ``proxy_names`` (e.g. ``'aznas'``) stands for its components: the
   file holds their per-architecture scores, never the pooled value, which depends on the set
   (apply it to what you read back: :func:`jaxnas.proxies.with_pooled`).
@@ -142,27 +146,39 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
   strs = None
   modes, seconds = dict(writer.meta["run"].get("modes", {})), dict(
       writer.meta["run"].get("seconds", {}))
+  joint = dict(writer.meta["run"].get("joint", {}))
   try:
-    for name in proxy_names:
-      if done[name] >= n:
+    for names in scoring.group_plan(proxy_names, batch):
+      names = tuple(nm for nm in names if done[nm] < n)
+      if not names:
         continue
       if strs is None:
         strs = [space.decode(a) for a in archs]
       if bar is not None and hasattr(bar, "phase"):
-        bar.phase(name)
+        bar.phase("+".join(names))
+      if len(names) > 1:
+        joint.update({nm: list(names) for nm in names})
       info: dict = {}
       t0 = time.perf_counter()
       for lo, hi, vals in scoring.iter_scores(
-          space, archs, name, batch, seed=seed, ids=ids, config=config, chunk_size=chunk_size,
-          mode=mode, group=group, devices=devices, start=done[name], precision=precision,
-          report=info):
-        modes[name] = info.get("mode")
-        seconds[name] = seconds.get(name, 0.0) + (time.perf_counter() - t0)
+          space, archs, names, batch, seed=seed, ids=ids, config=config, chunk_size=chunk_size,
+          mode=mode, group=group, devices=devices, start=min(done[nm] for nm in names),
+          precision=precision, report=info):
+        dt = (time.perf_counter() - t0) / len(names)   # a joint pass's time, split evenly
+        vals = vals.reshape(hi - lo, len(names))
+        for j, name in enumerate(names):
+          start = max(lo, done[name])   # a member further along keeps its committed rows
+          if start >= hi:
+            continue
+          modes[name] = info.get("mode")
+          seconds[name] = seconds.get(name, 0.0) + dt
+          writer.note(modes=modes, seconds=seconds, devices=info.get("devices"), joint=joint)
+          writer.append(name, start, hi, store.format_rows(
+              ids[start:hi], strs[start:hi], name, vals[start - lo:, j]))
+          done[name] = hi
+          if bar is not None:
+            bar(hi - start)
         t0 = time.perf_counter()
-        writer.note(modes=modes, seconds=seconds, devices=info.get("devices"))
-        writer.append(name, lo, hi, store.format_rows(ids[lo:hi], strs[lo:hi], name, vals))
-        if bar is not None:
-          bar(hi - lo)
     writer.finish()
   finally:
     writer.close()

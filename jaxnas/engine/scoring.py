@@ -49,7 +49,8 @@ from jaxnas._compat import enable_x64, jaxpr_as_fun
 from jaxnas.data import Batch
 from jaxnas.engine import sharding
 from jaxnas.errors import JaxnasInputError, unknown
-from jaxnas.proxies import Proxy, apply_pooled, check_supported, expand, get_proxy, is_pooled
+from jaxnas.proxies import (Proxy, apply_pooled, check_supported, expand, get_proxy, is_pooled,
+                            joint)
 from jaxnas.spaces import Network, SearchSpace, get_space, ops
 
 MODES = ("auto", "map", "vmap", "hybrid", "eager")
@@ -181,8 +182,14 @@ def _one_fn(space, proxy, module):
   def one(arch, ident, batch, key):
     variables, k_proxy = _init_variables(space, proxy, module, arch, ident, batch.x, key)
     net = Network(space, module, arch)
-    return jnp.asarray(proxy.fn(net, variables, batch, k_proxy)).reshape(())
+    return jnp.asarray(proxy.fn(net, variables, batch, k_proxy)).reshape(_out_shape(proxy))
   return one
+
+
+def _out_shape(proxy: Proxy) -> tuple:
+  """One score per architecture, or one per member of a joint proxy
+  (:mod:`jaxnas.proxies.joint`)."""
+  return (len(proxy.members),) if proxy.members else ()
 
 
 class EagerScoreFn(ScoreFn):
@@ -204,7 +211,8 @@ class EagerScoreFn(ScoreFn):
     for arch, ident in zip(np.asarray(archs), np.asarray(ids)):
       variables, k_proxy = self.init(jnp.asarray(arch, jnp.int32), ident, batch.x, key)
       net = Network(self.space, self.net_module, arch)
-      out.append(jnp.asarray(self.proxy.fn(net, variables, batch, k_proxy)).reshape(()))
+      out.append(jnp.asarray(self.proxy.fn(net, variables, batch, k_proxy)).reshape(
+          _out_shape(self.proxy)))
     return jnp.stack(out)
 
   def lower(self, archs, ids, batch, key):
@@ -299,7 +307,8 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
       g = group
       ga, gi = (x.reshape((x.shape[0] // g, g) + x.shape[1:]) for x in (archs, ids))
       vf = jax.vmap(f, in_axes=(0, 0, None, None))
-      return jax.lax.map(lambda t: vf(t[0], t[1], batch, key), (ga, gi)).reshape(-1)
+      out = jax.lax.map(lambda t: vf(t[0], t[1], batch, key), (ga, gi))
+      return out.reshape((-1,) + out.shape[2:])
     return jax.lax.map(lambda t: f(t[0], t[1], batch, key), (archs, ids))
 
   hybrid = mode == "hybrid" or (mode == "auto" and AUTO_BRANCHING.get(platform) == "hybrid")
@@ -330,6 +339,8 @@ def default_batch_for(proxy: Proxy, batch) -> Batch:
   """The minibatch a proxy sees: the caller's (``batch[proxy.name]`` when ``batch`` is a dict of
   per-proxy minibatches), or one image of it for data-free proxies."""
   if isinstance(batch, dict):
+    if proxy.members:   # a joint proxy: its members' minibatch (plan() grouped equal ones)
+      return default_batch_for(get_proxy(proxy.members[0]), batch)
     if proxy.name not in batch:
       raise JaxnasInputError(f"no minibatch for proxy {proxy.name!r}; the per-proxy minibatches "
                              f"are for {sorted(batch)}")
@@ -414,12 +425,30 @@ def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
   return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
-def iter_scores(space, archs, proxy_name: str, batch: Batch, *, seed: int = 0, ids=None,
+def group_plan(proxy_names, batch) -> list[tuple]:
+  """The per-architecture proxies of ``proxy_names`` in groups scored in one pass each
+  (:func:`jaxnas.proxies.joint.plan`: shared quantities, equal minibatches)."""
+  return joint.plan([get_proxy(n) for n in _per_arch(proxy_names)],
+                    lambda p: default_batch_for(p, batch))
+
+
+def _proxy_of(proxy_name) -> Proxy:
+  """The proxy a name stands for; a tuple of two or more names is their joint proxy."""
+  if isinstance(proxy_name, (tuple, list)):
+    names = tuple(proxy_name)
+    return get_proxy(names[0]) if len(names) == 1 else joint.joint(names)
+  return get_proxy(proxy_name)
+
+
+def iter_scores(space, archs, proxy_name, batch: Batch, *, seed: int = 0, ids=None,
                 config: Optional[dict] = None, chunk_size: int = 64, mode: str = "auto",
                 group: Optional[int] = None, devices=None, start: int = 0,
                 precision: Optional[str] = None,
                 report: Optional[dict] = None) -> Iterator[tuple[int, int, np.ndarray]]:
   """Scores one proxy chunk by chunk: yields ``(lo, hi, float64 scores of archs[lo:hi])``.
+
+  ``proxy_name`` may be a tuple of names scored in one pass (a group of :func:`group_plan`); the
+  scores are then ``(hi - lo, len(names))``, one column per name.
 
   Chunks are ``archs[start + c * chunk_size:start + (c + 1) * chunk_size]`` whatever the device
   count (``start`` > 0 resumes a run); the last one is padded. Compiles once (first chunk).
@@ -430,7 +459,7 @@ def iter_scores(space, archs, proxy_name: str, batch: Batch, *, seed: int = 0, i
   ids = default_ids(space, archs) if ids is None else np.asarray(ids, np.int32)
   if ids.shape != (len(archs),):
     raise JaxnasInputError(f"ids must have shape ({len(archs)},), got {ids.shape}")
-  proxy = get_proxy(proxy_name)
+  proxy = _proxy_of(proxy_name)
   b = default_batch_for(proxy, batch)
   key = jax.random.key(seed)
 
@@ -467,6 +496,11 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
           devices=None, precision: Optional[str] = None) -> dict:
   """Scores architectures with each named proxy.
 
+  Proxies that compute a quantity in common (``Proxy.shares``, e.g. the loss gradient of
+  ``grad_norm``, ``snip`` and ``plain``) on the same minibatch are scored in one pass that
+  computes it once (:func:`group_plan`); their scores equal those scored alone up to float32
+  rounding.
+
   Args:
     space: a :class:`SearchSpace` or its name.
     archs: ``(n, *arch_shape)`` op indices.
@@ -494,15 +528,15 @@ def score(space, archs, proxy_names, batch: Batch, *, seed: int = 0, ids=None,
   space = get_space(space)
   archs = check_archs(space, archs)
   out = {}
-  for name in _per_arch(proxy_names):
-    res = np.empty(len(archs), np.float64)
-    for start, stop, vals in iter_scores(space, archs, name, batch, seed=seed, ids=ids,
+  for names in group_plan(proxy_names, batch):
+    res = np.empty((len(archs), len(names)), np.float64)
+    for start, stop, vals in iter_scores(space, archs, names, batch, seed=seed, ids=ids,
                                          config=config, chunk_size=chunk_size, mode=mode,
                                          group=group, devices=devices, precision=precision):
-      res[start:stop] = vals
+      res[start:stop] = vals.reshape(stop - start, len(names))
       if progress is not None:
-        progress(stop - start)
-    out[name] = res
+        progress((stop - start) * len(names))
+    out.update({name: res[:, j].copy() for j, name in enumerate(names)})
   for name in proxy_names:
     if is_pooled(name):
       out[name] = apply_pooled(name, out)

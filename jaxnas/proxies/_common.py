@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxnas.proxies import joint
 from jaxnas.spaces import params as P
 
 
@@ -32,6 +33,14 @@ def apply(net, variables, x, params=None, **kwargs):
 def loss(net, variables, batch, params=None):
   """Cross-entropy of the network on the labelled minibatch."""
   return cross_entropy(apply(net, variables, batch.x, params), batch.y)
+
+
+def loss_grad(net, variables, batch):
+  """``dL_CE/dW`` for every parameter (the tree of ``variables['params']``): computed once per
+  joint pass of the proxies that read it (registered ``shares=('loss_grad',)``)."""
+  def compute():
+    return jax.grad(lambda p: loss(net, variables, batch, p))(variables["params"])
+  return joint.shared("loss_grad", (net, variables, batch), compute)
 
 
 def layer_masks(net, params, kinds=P.WEIGHTS):

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.errors import JaxnasInputError
+from jaxnas.proxies import joint
 from jaxnas.proxies._pool import DEGENERATE, log_ranks
 from jaxnas.proxies.registry import register, register_pooled
 from jaxnas.spaces import sum_probes
@@ -248,11 +249,20 @@ def components(net, variables, batch, key) -> dict:
           "trainability": trainability_of(t, ident), "complexity": complexity_of(net, batch)}
 
 
+def _shared_entropies(net, variables, batch, key):
+  """:func:`block_entropies` on the Gaussian input of ``key``; one forward pass for both
+  expressivity and progressivity when they are scored together (:mod:`jaxnas.proxies.joint`)."""
+  def compute():
+    k_x, _ = _keys(key)
+    return block_entropies(net, variables, gaussian_input(k_x, batch))
+  return joint.shared("az_entropies", (net, variables, batch, key), compute)
+
+
 # --------------------------------------------------------------------- registered proxies
 
 
 @register("az_expressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
-          requires=("tap", "block_input", "N"))
+          requires=("tap", "block_input", "N"), shares=("az_entropies",))
 def az_expressivity(net, variables, batch, key):
   """AZ-NAS expressivity E = sum_l e_l, spectral entropies of the block outputs (Lee & Ham 2024).
 
@@ -260,22 +270,18 @@ def az_expressivity(net, variables, batch, key):
   block output ``l`` (stem and every cell/reduction) on 64 Gaussian images; train-mode BN,
   Kaiming-normal init. A constant block output (reference -inf): -1e30.
   """
-  k_x, _ = _keys(key)
-  e, ok = block_entropies(net, variables, gaussian_input(k_x, batch))
-  return expressivity_of(e, ok)
+  return expressivity_of(*_shared_entropies(net, variables, batch, key))
 
 
 @register("az_progressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
-          requires=("tap", "block_input", "N"))
+          requires=("tap", "block_input", "N"), shares=("az_entropies",))
 def az_progressivity(net, variables, batch, key):
   """AZ-NAS progressivity P = min_l (e_l - e_{l-1}) over consecutive block entropies (Lee & Ham).
 
   Same entropies and protocol as ``az_expressivity``; a constant block output (reference -inf):
   -1e30.
   """
-  k_x, _ = _keys(key)
-  e, ok = block_entropies(net, variables, gaussian_input(k_x, batch))
-  return progressivity_of(e, ok)
+  return progressivity_of(*_shared_entropies(net, variables, batch, key))
 
 
 @register("az_trainability", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,

@@ -6,7 +6,6 @@ Lightweight NAS", ICLR 2021 (SamsungLabs/zero-cost-nas, reused by NASLib); metho
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from jaxnas.proxies import _common
@@ -33,7 +32,8 @@ def grad_norm_score(grads, masks):
   return P.per_layer(frobenius, grads, masks)
 
 
-@register("grad_norm", needs_labels=True, batch_size=64, cpu_eager=True)
+@register("grad_norm", needs_labels=True, batch_size=64, cpu_eager=True,
+          shares=("loss_grad",))
 def grad_norm(net, variables, batch, key):
   """Sum over layers of the gradient norm: ``sum_l ||dL_CE/dW_l||_F`` (Abdelfattah et al. 2021).
 
@@ -49,5 +49,5 @@ def grad_norm(net, variables, batch, key):
   """
   del key
   params = variables["params"]
-  grads = jax.grad(lambda p: _common.loss(net, variables, batch, p))(params)
+  grads = _common.loss_grad(net, variables, batch)
   return grad_norm_score(grads, _common.layer_masks(net, params))

@@ -7,7 +7,7 @@ from jaxnas.proxies.registry import register
 from jaxnas.proxies.snip import saliency
 
 
-@register("plain", needs_labels=True, batch_size=64, cpu_eager=True)
+@register("plain", needs_labels=True, batch_size=64, cpu_eager=True, shares=("loss_grad",))
 def plain(net, variables, batch, key):
   """Signed saliency ``sum_W W * dL_CE/dW`` over the conv and dense kernels used.
 
@@ -23,5 +23,5 @@ def plain(net, variables, batch, key):
   """
   del key
   params = variables["params"]
-  return saliency(lambda p: _common.loss(net, variables, batch, p), params,
+  return saliency(params, _common.loss_grad(net, variables, batch),
                   _common.elementwise_masks(net, params), signed=True)

@@ -55,6 +55,11 @@ class Proxy(NamedTuple):
       :meth:`jaxnas.spaces.SearchSpace.capabilities`); the keys of ``config`` are required too.
       Selecting the proxy on a space that lacks one is a :class:`JaxnasInputError` naming the
       proxy, the space and what is missing (:func:`check_supported`), before any tracing.
+    shares: quantities the proxy computes through :func:`jaxnas.proxies.joint.shared` (e.g.
+      ``'loss_grad'``, the cross-entropy gradient): proxies sharing one are scored in one pass
+      that computes it once (:func:`jaxnas.proxies.joint.plan`).
+    members: for a joint proxy (:func:`jaxnas.proxies.joint.joint`), the names of the proxies
+      whose scores its ``fn`` returns as a vector; empty for a registered proxy.
   """
   name: str
   fn: Callable
@@ -67,6 +72,8 @@ class Proxy(NamedTuple):
   needs_variables: bool = True
   cpu_eager: bool = False
   requires: tuple = ()
+  shares: tuple = ()
+  members: tuple = ()
 
   @property
   def needs(self) -> frozenset:
@@ -110,13 +117,14 @@ _loaded = False
 def register(name: str, *, needs_data: bool = True, needs_labels: bool = False,
              x64: bool = False, batch_size: Optional[int] = None, config: Optional[dict] = None,
              higher_is_better: bool = True, needs_variables: bool = True,
-             cpu_eager: bool = False, requires=()):
+             cpu_eager: bool = False, requires=(), shares=()):
   """Decorator registering ``fn`` under ``name``; a name can be registered only once."""
   def deco(fn):
     _check_free(name)
     _REGISTRY[name] = Proxy(name, fn, needs_data, needs_labels, x64, batch_size,
                             tuple(sorted((config or {}).items())), higher_is_better,
-                            needs_variables, cpu_eager, tuple(sorted(requires)))
+                            needs_variables, cpu_eager, tuple(sorted(requires)),
+                            tuple(sorted(shares)))
     return fn
   return deco
 

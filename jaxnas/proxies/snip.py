@@ -14,24 +14,23 @@ from jaxnas.proxies import _common
 from jaxnas.proxies.registry import register
 
 
-def saliency(loss_fn, params, masks, signed: bool = False):
+def saliency(params, grads, masks, signed: bool = False):
   """``sum over masked entries of |W * dL/dW|`` (or the signed ``W * dL/dW``).
 
   Args:
-    loss_fn: ``loss_fn(params) -> scalar``.
     params: parameter tree ``W``.
+    grads: the loss gradient ``dL/dW`` (same tree).
     masks: elementwise-broadcastable 0/1 masks over the tree (which entries count).
     signed: sum ``W * g`` instead of ``|W * g|`` (the ``plain`` proxy).
 
   Returns:
     Scalar saliency sum.
   """
-  grads = jax.grad(loss_fn)(params)
   f = (lambda w, g: w * g) if signed else (lambda w, g: jnp.abs(w * g))
   return _common.masked_sum(jax.tree_util.tree_map(f, params, grads), masks)
 
 
-@register("snip", needs_labels=True, batch_size=64, cpu_eager=True)
+@register("snip", needs_labels=True, batch_size=64, cpu_eager=True, shares=("loss_grad",))
 def snip(net, variables, batch, key):
   """SNIP saliency summed over weights: ``sum_W |W * dL_CE/dW|`` (Lee et al. 2019).
 
@@ -46,5 +45,5 @@ def snip(net, variables, batch, key):
   """
   del key
   params = variables["params"]
-  return saliency(lambda p: _common.loss(net, variables, batch, p), params,
+  return saliency(params, _common.loss_grad(net, variables, batch),
                   _common.elementwise_masks(net, params))

@@ -1,0 +1,135 @@
+"""Joint passes: proxies sharing the loss gradient (grad_norm, snip, plain) are grouped, scored in
+one pass that computes the gradient once, equal their scores alone, and resume per member."""
+
+import contextlib
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxnas import engine, spaces
+from jaxnas.data import Batch
+from jaxnas.engine import scoring, store
+from jaxnas.errors import JaxnasInputError
+from jaxnas.proxies import get_proxy, joint
+from jaxnas.spaces import nb201
+from tests.conftest import TINY, tiny_batch_of
+
+FAMILY = ("grad_norm", "snip", "plain")
+AZ = ("az_expressivity", "az_progressivity")
+ARCHS = nb201.from_index(np.arange(3, 15625, 3001))  # 6 architectures
+
+
+def test_plan_groups_proxies_sharing_a_quantity_and_a_minibatch():
+  batch = tiny_batch_of(4)
+  names = ["grad_norm", "synflow", "snip", "nwot", "plain"]
+  assert scoring.group_plan(names, batch) == [FAMILY, ("synflow",), ("nwot",)]
+  per = {n: Batch(np.asarray(batch.x), np.asarray(batch.y)) for n in names}   # equal values
+  assert scoring.group_plan(names, per) == [FAMILY, ("synflow",), ("nwot",)]
+  per["snip"] = Batch(per["snip"].x, (per["snip"].y + 1) % 10)   # other labels: not shared
+  assert scoring.group_plan(names, per) == [("grad_norm", "plain"), ("synflow",), ("snip",),
+                                            ("nwot",)]
+  with pytest.raises(JaxnasInputError, match="cannot be scored in one pass"):
+    joint.joint(("grad_norm", "epsilon"))
+
+
+@pytest.mark.parametrize("mode", ["map", "eager"])
+def test_joint_scores_equal_each_proxy_scored_alone(mode):
+  batch = tiny_batch_of(4)
+  together = engine.score("nb201", ARCHS, list(FAMILY), batch, config=TINY, chunk_size=4,
+                          mode=mode, seed=5)
+  for name in FAMILY:
+    alone = engine.score("nb201", ARCHS, [name], batch, config=TINY, chunk_size=4, mode=mode,
+                         seed=5)[name]
+    assert np.all(np.isfinite(alone)) and np.ptp(alone) > 0
+    np.testing.assert_allclose(together[name], alone, rtol=2e-5, err_msg=f"{name} {mode}")
+  # an identity the three share: |plain| <= snip
+  assert np.all(np.abs(together["plain"]) <= together["snip"] * (1 + 1e-6))
+
+
+def test_az_entropies_are_shared_and_the_components_unchanged():
+  batch = tiny_batch_of(4)
+  assert scoring.group_plan(["aznas"], batch) == [AZ, ("az_trainability",), ("az_complexity",)]
+  together = engine.score("nb201", ARCHS, ["aznas"], batch, config=TINY, chunk_size=4, seed=2)
+  for name in AZ:
+    alone = engine.score("nb201", ARCHS, [name], batch, config=TINY, chunk_size=4, seed=2)[name]
+    assert np.all(np.isfinite(alone))
+    np.testing.assert_allclose(together[name], alone, rtol=2e-5, err_msg=name)
+
+
+def _count(jaxpr, prim: str) -> int:
+  """Equations of primitive ``prim`` in ``jaxpr`` and every jaxpr nested in its parameters."""
+  n = 0
+  for eqn in jaxpr.eqns:
+    n += eqn.primitive.name == prim
+    for v in eqn.params.values():
+      for sub in (v if isinstance(v, (tuple, list)) else (v,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          n += _count(inner, prim)
+  return n
+
+
+def _convs(proxy) -> int:
+  space = spaces.get_space("nb201")
+  module = scoring.module_for(space, proxy, dict(TINY))
+  one = scoring._one_fn(space, proxy, module)
+  batch = tiny_batch_of(4)
+  closed = jax.make_jaxpr(one)(ARCHS[0], np.int32(0), batch, jax.random.key(0))
+  return _count(closed.jaxpr, "conv_general_dilated")
+
+
+@pytest.mark.parametrize("group", [FAMILY, AZ])
+def test_a_joint_pass_computes_the_shared_quantity_once(group, monkeypatch):
+  first = get_proxy(group[0])
+  init = _convs(first._replace(name="init_only", fn=lambda *args: 0.0))   # initialisation's
+  single = _convs(first) - init
+  assert single > 0
+  assert _convs(joint.joint(group)) - init == single
+  # without the sharing context every member computes it again
+  joint.joint.cache_clear()
+  monkeypatch.setattr(joint, "sharing", contextlib.nullcontext)
+  assert _convs(joint.joint(group)) - init == len(group) * single
+  joint.joint.cache_clear()
+
+
+def test_shared_computes_once_per_joint_call_and_every_time_outside():
+  calls = []
+  compute = lambda: calls.append(1) or len(calls)
+  a, b = object(), object()
+  assert joint.shared("t", (a,), compute) == 1 and joint.shared("t", (a,), compute) == 2
+  with joint.sharing():
+    assert joint.shared("t", (a,), compute) == 3
+    assert joint.shared("t", (a,), compute) == 3      # same tag, same objects: reused
+    assert joint.shared("t", (b,), compute) == 4      # other objects
+    assert joint.shared("u", (a,), compute) == 5      # other tag
+  assert joint.shared("t", (a,), compute) == 6        # the cache ended with the block
+
+
+class _StopAfter:
+  """A progress callback that raises on its ``n``-th call (a kill between two members' rows)."""
+
+  def __init__(self, n):
+    self.n = n
+
+  def __call__(self, k):
+    self.n -= 1
+    if self.n == 0:
+      raise KeyboardInterrupt
+
+
+def test_a_joint_file_resumes_members_left_at_different_rows(tmp_path):
+  batch = tiny_batch_of(4)
+  kw = dict(config=TINY, chunk_size=4, seed=1, mode="map")
+  whole = tmp_path / "whole.csv"
+  meta = engine.score_to_file("nb201", ARCHS, list(FAMILY), batch, str(whole), **kw)
+  assert meta["run"]["joint"] == {n: list(FAMILY) for n in FAMILY}
+  cut = tmp_path / "cut.csv"
+  with pytest.raises(KeyboardInterrupt):   # grad_norm's first chunk committed, snip's not
+    engine.score_to_file("nb201", ARCHS, list(FAMILY), batch, str(cut), progress=_StopAfter(1),
+                         **kw)
+  with open(store.meta_path(store.partial_path(str(cut)))) as f:
+    assert json.load(f)["state"]["done"] == {"grad_norm": 4, "snip": 0, "plain": 0}
+  engine.score_to_file("nb201", ARCHS, list(FAMILY), batch, str(cut), resume=True, **kw)
+  assert cut.read_bytes() == whole.read_bytes()
