@@ -40,11 +40,10 @@ import jax.numpy as jnp
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import params as P
 
-#: The two constant weights for NB201 (NB101: (1e-4, 10); NAS-Bench-NLP: (1e-5, 1e-3)).
+#: The two constant weights for NB201 (NB101: (1e-4, 10); NAS-Bench-NLP: (1e-5, 1e-3)). A space
+#: whose benchmark the paper tuned says so in ``proxy_settings['epsilon']['weights']`` (NB101,
+#: methods-spec §13.3.2); one it did not tune (DARTS) uses these.
 WEIGHTS = (1e-7, 1.0)
-#: The paper's weights per benchmark (methods-spec §3, §13.3.2: epsinas ``Reproduce.ipynb``);
-#: a space it did not tune (DARTS) uses NB201's.
-WEIGHTS_BY_SPACE = {"nb201": WEIGHTS, "nb101": (1e-4, 10.0)}
 #: Minibatch size of the reference.
 BATCH_SIZE = 256
 _BIASES = ("conv_bias", "dense_bias", "bn_bias")
@@ -94,10 +93,10 @@ def epsilon(net, variables, batch, key):
 
   ``p_k`` = min-max-normalised outputs ``(B,)`` of the ``num_classes=1`` network with every weight
   (BN scale, classifier included) = ``w_k``, biases 0, train-mode BN, for ``w = (1e-7, 1)``
-  (NB101: ``(1e-4, 10)``, :data:`WEIGHTS_BY_SPACE`); zeros set to NaN. Constant outputs
+  (NB101: ``(1e-4, 10)``, the space's ``proxy_settings``); zeros set to NaN. Constant outputs
   (reference: NaN) score 0, the minimum.
   """
   del variables, key
-  weights = WEIGHTS_BY_SPACE.get(net.space.name, WEIGHTS)
+  weights = net.space.proxy_setting("epsilon", "weights", WEIGHTS)
   y1, y2 = (outputs(net, batch.x, w) for w in weights)
   return score_from_outputs(y1, y2)

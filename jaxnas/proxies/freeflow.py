@@ -59,8 +59,12 @@ WITH_BN = dict(bn="batch", reduction_bn=None, cell_bn_affine=False)
 
 
 def _score(net, variables, batch, dtype):
-  if net.space.name != "nb201":
-    raise JaxnasInputError(f"proxy 'freeflow' supports space nb201, got {net.space.name!r}")
+  sp = net.space
+  if sp.alpha_shape is None or tuple(sp.alpha_shape[:-1]) != tuple(sp.arch_shape):
+    raise JaxnasInputError(
+        f"proxy 'freeflow' needs a supernet whose architecture is one op index per edge "
+        f"(alpha_shape = arch_shape + (ops,), as NB201's); the {sp.name!r} space has arch_shape "
+        f"{sp.arch_shape} and alpha_shape {sp.alpha_shape}")
   alpha = jax.nn.one_hot(net.arch, net.space.alpha_shape[-1], dtype=dtype)
   params = jax.tree_util.tree_map(lambda p: p.astype(dtype), variables["params"])
   s, _ = sensitivity(net.module, params, alpha, ones_input(batch).astype(dtype))

@@ -57,8 +57,10 @@ classifier output, model output            Linear, Network (one observation: lam
 The cell's fan-in sums, truncations, concatenation and the in-place ``+=`` of proj_out are not
 modules (no events; the in-place add happens after the vertex hooks have read their tensors).
 On ``nb101`` both proxies ignore ``batch.x`` and draw their input, one
-``N(0, 1)`` image of 64 x 64 with the batch's channels (:data:`INPUT_BY_SPACE`), from the
-proxy's key; the architecture runs unrolled (``'tap'`` is in NB101's ``unrolled_only``).
+``N(0, 1)`` image of 64 x 64 with the batch's channels, from the proxy's key; the architecture
+runs unrolled (``'tap'`` is in NB101's ``unrolled_only``). The space holds this protocol as data,
+``proxy_settings['meco']`` (``hook_events``: the table above; ``gaussian_input``: the shape), so
+a space whose reference hooks its own module tree declares its table there.
 Unverified: which path produced the paper's NB101 numbers (only path 2 exists for NB101 in the
 repository); ``meco_opt`` on NB101 has no reference code (the NB101 script cannot select it): we
 apply path 1's channel sampling to the table above, with the same Gaussian input.
@@ -80,7 +82,6 @@ import jax.numpy as jnp
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import sum_probes
-from jaxnas.spaces.nb101.net import TAP_SITES as NB101_TAP_SITES
 from jaxnas.spaces.nb201.net import TAP_SITES
 
 #: The reference's batch size (one image).
@@ -92,12 +93,6 @@ OPT_CHANNELS = 8
 #: Hook events per tapped tensor (``'cell'``: one more for the last cell of a stage).
 MULTIPLICITY = {"stem": 4, "relu": 1, "conv": 4, "skip": 1, "pool": 2, "none": 0, "cell": 1,
                 "reduction": 1, "shortcut_pool": 1, "shortcut": 2, "head_bn": 1, "head_relu": 2}
-#: Hook events per tensor of ``NB101Model.tap`` (nasbench1.Network; the table above).
-MULTIPLICITY_NB101 = {"stem_bn": 2, "stem": 3, "downsample": 1, "proj_bn": 2, "proj": 3,
-                      "conv_bn": 2, "conv": 4, "pool": 2, "cell": 1}
-#: Input the reference feeds per space instead of ``batch.x``: ``(batch, height, width)`` of
-#: standard normal noise (the batch's channels). NB201 (absent): the given images.
-INPUT_BY_SPACE = {"nb101": (1, 64, 64)}
 
 
 def min_corr_eigenvalue(f):
@@ -173,65 +168,70 @@ def _sampled_lambdas(f, ev, most: int, channels: int):
 
 
 @jax.jit
-def _lambda_nb101(y):
+def _lambda(y):
   return min_corr_eigenvalue(sample_features(y))
 
 
 @functools.partial(jax.jit, static_argnames=("most", "channels"))
-def _opt_nb101(y, key, site, block, part, most: int, channels: int):
+def _opt_lambdas(y, key, site, block, part, most: int, channels: int):
   return jnp.sum(_sampled_lambdas(sample_features(y), _event_key(key, site, block, part), most,
                                   channels))
 
 
-def meco_tap_nb101():
-  """Tap of ``NB101Model`` whose sum is MeCo (:data:`MULTIPLICITY_NB101` events per tensor; one
-  compiled lambda per tensor shape, as the unrolled network calls it eagerly)."""
+def events_tap(events):
+  """Tap whose sum is MeCo on a network whose reference fires ``events[site]`` hook events per
+  tapped tensor (a space's ``proxy_settings['meco']['hook_events']``, e.g. NB101's); one
+  compiled lambda per tensor shape, as the unrolled network calls it eagerly."""
   def tap(site, y, block, part):
     del block, part
-    return MULTIPLICITY_NB101[site] * _lambda_nb101(y)
+    return events[site] * _lambda(y)
   return tap
 
 
-def meco_opt_tap_nb101(key, channels: int = OPT_CHANNELS):
-  """Tap of ``NB101Model`` whose sum is MeCo_opt: per hook event of :data:`MULTIPLICITY_NB101`,
-  ``C/k`` lambda of ``k = min(8, C)`` channels sampled without replacement, hook call j of a
-  tensor at ``permutation(fold_in(fold_in(key, site index, block, part), j), C)[:k]`` (site
-  index in :data:`jaxnas.spaces.nb101.net.TAP_SITES`), as :func:`meco_opt_tap` on NB201."""
+def events_opt_tap(events, key, channels: int = OPT_CHANNELS):
+  """Tap whose sum is MeCo_opt with ``events`` as :func:`events_tap`: per hook event, ``C/k``
+  lambda of ``k = min(8, C)`` channels sampled without replacement, hook call j of a tensor at
+  ``permutation(fold_in(fold_in(key, site index, block, part), j), C)[:k]`` (site index: the
+  site's position in ``events``), as :func:`meco_opt_tap` on NB201."""
+  sites = list(events)
+
   def tap(site, y, block, part):
-    return _opt_nb101(y, key, NB101_TAP_SITES.index(site), block, part,
-                      most=MULTIPLICITY_NB101[site], channels=channels)
+    return _opt_lambdas(y, key, sites.index(site), block, part, most=events[site],
+                        channels=channels)
   return tap
 
 
-def _is_nb101(net) -> bool:
-  return net.space.name == "nb101"
+def _hook_events(net):
+  """The space's hook-event table for MeCo, or None (NB201's own taps, :func:`meco_tap`)."""
+  return net.space.proxy_setting("meco", "hook_events")
 
 
 def _check_network(net, name):
   fields = getattr(net.module, "__dataclass_fields__", {})
-  if "tap" not in fields or not (_is_nb101(net) or "N" in fields):
-    raise JaxnasInputError(f"{name} needs the tensor taps (tap) of the NB201 or NB101 network; "
-                           f"the {net.space.name!r} network has none")
+  if "tap" not in fields or not (_hook_events(net) is not None or "N" in fields):
+    raise JaxnasInputError(f"{name} needs the tensor taps (tap) of the NB201 network or a "
+                           f"space's hook-event table; the {net.space.name!r} network has none")
 
 
 def _input(net, batch, key):
-  """``batch.x``, or on a space of :data:`INPUT_BY_SPACE` the reference's Gaussian input drawn
-  from ``key``."""
-  shape = INPUT_BY_SPACE.get(net.space.name)
+  """``batch.x``, or the space's reference input (``proxy_settings['meco']['gaussian_input']``:
+  ``(batch, height, width)`` of N(0, 1) noise with the batch's channels) drawn from ``key``."""
+  shape = net.space.proxy_setting("meco", "gaussian_input")
   if shape is None:
     return batch.x
-  return jax.random.normal(key, shape + batch.x.shape[-1:], batch.x.dtype)
+  return jax.random.normal(key, tuple(shape) + batch.x.shape[-1:], batch.x.dtype)
 
 
 def meco_score(net, variables, x, tap=None):
   """MeCo of ``net`` on inputs ``x`` (NHWC; lambda reads sample 0), or the sum of another ``tap``
-  built like :func:`meco_tap` (NB101: :func:`meco_tap_nb101`). E.g. path 2 of the reference on
+  built like :func:`meco_tap` (NB101: :func:`events_tap`). E.g. path 2 of the reference on
   NB201: ``meco_score(net, v, jax.random.normal(key, (1, 64, 64, 3)))``; path 1 on NB101:
   ``meco_score(net, v, images[:1])``. NB101 needs the unrolled network of a concrete
   architecture (``net.module.clone(unrolled=True)``, as the ``'eager'`` executor builds it)."""
   _check_network(net, "MeCo")
   if tap is None:
-    tap = meco_tap_nb101() if _is_nb101(net) else meco_tap(net.module.N)
+    events = _hook_events(net)
+    tap = meco_tap(net.module.N) if events is None else events_tap(events)
   _, st = net.replace(tap=tap).apply(variables, x, mutable=["intermediates"])
   return sum_probes(st["intermediates"], "tap")
 
@@ -247,7 +247,7 @@ def meco(net, variables, batch, key):
   NB101: ``batch.x`` ignored, one N(0, 1) 64 x 64 image drawn from ``key`` (the reference's
   NB101 path), nasbench1 model.
   """
-  if not _is_nb101(net):
+  if _hook_events(net) is None:
     del key
     return meco_score(net, variables, batch.x)
   k_in, _ = jax.random.split(key)
@@ -264,7 +264,8 @@ def meco_opt(net, variables, batch, key):
   input (the same draw), subsets from the second half of ``split(key)``.
   """
   _check_network(net, "MeCo_opt")
-  if not _is_nb101(net):
+  events = _hook_events(net)
+  if events is None:
     return meco_score(net, variables, batch.x, meco_opt_tap(net.module.N, key))
   k_in, k_opt = jax.random.split(key)
-  return meco_score(net, variables, _input(net, batch, k_in), meco_opt_tap_nb101(k_opt))
+  return meco_score(net, variables, _input(net, batch, k_in), events_opt_tap(events, k_opt))

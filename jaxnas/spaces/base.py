@@ -79,6 +79,10 @@ class SearchSpace(NamedTuple):
       ``'cifar10_test200'``), looked up with ``accuracy``.
     accuracy: ``accuracy(archs, metric) -> (n,) float64`` ground truth of ``(n, *arch_shape)``
       architectures, NaN where the benchmark has none; None when the space has no benchmark.
+    proxy_settings: what a proxy's reference protocol does differently on this space's
+      benchmark, as data ``{proxy: {setting: value}}`` (NB101: epsinas' weights ``(1e-4, 10)``,
+      MeCo's Gaussian input and hook-event table); proxies read it with :meth:`proxy_setting`
+      and fall back to their NB201 protocol, so no proxy lists spaces by name.
   """
   name: str
   arch_shape: tuple
@@ -105,6 +109,7 @@ class SearchSpace(NamedTuple):
   describe: Optional[Callable[[Any], dict]] = None
   metrics: tuple = ()
   accuracy: Optional[Callable[[Any, str], np.ndarray]] = None
+  proxy_settings: Optional[Mapping] = None
 
   def __hash__(self):  # the configuration dicts are not hashable; equal spaces share a name
     return hash(("SearchSpace", self.name))
@@ -119,6 +124,11 @@ class SearchSpace(NamedTuple):
     Proxies declare what they use in ``Proxy.requires``, search methods in ``Method.requires``.
     Computed once per space (the module is built to read its fields)."""
     return _capabilities(self)
+
+  def proxy_setting(self, proxy: str, key: str, default=None):
+    """``proxy_settings[proxy][key]``: how ``proxy``'s reference runs on this space, or
+    ``default`` (the proxy's own protocol) when the space says nothing."""
+    return dict((self.proxy_settings or {}).get(proxy) or {}).get(key, default)
 
   def check(self) -> None:
     """Raises :class:`jaxnas.errors.JaxnasInputError` naming this space and the field when its

@@ -85,7 +85,7 @@ def _opt_reference(events, key, channels=8):
 
 def test_the_reference_model_fires_the_documented_hook_events():
   """The hand-written module tree against the docstring's multiplicity table, per tensor."""
-  assert meco.MULTIPLICITY_NB101 == EVENTS
+  assert SPACE.proxy_settings["meco"]["hook_events"] == EVENTS
   _, v, _ = _setup("mixed")
   events = _reference(v, "mixed", tiny_batch_of(1).x)
   calls = {}
@@ -143,7 +143,7 @@ def test_meco_opt_equals_the_reference_with_its_seeded_channel_subsets(name):
   assert float(get_proxy("meco_opt").fn(net, v, batch, jax.random.key(8))) != got
   # with every channel sampled it is MeCo on the same input
   x = jax.random.normal(k_in, (1, 64, 64, 3))
-  wide = meco.meco_score(net, v, x, meco.meco_opt_tap_nb101(k_opt, channels=64))
+  wide = meco.meco_score(net, v, x, meco.events_opt_tap(EVENTS, k_opt, channels=64))
   np.testing.assert_allclose(float(wide), float(get_proxy("meco").fn(net, v, batch, key)),
                              rtol=1e-5, atol=1e-5)
 

@@ -392,6 +392,16 @@ def describe(arch) -> dict:
           "params_M": float(counts.params(to_spec(a))) / 1e6}
 
 
+#: MeCo's NB101 script (methods-spec §13, HamsterMimi/MeCo ``correlation/NAS_Bench_101.py``): hook
+#: events per tensor of ``NB101Model.tap``, in :data:`TAP_SITES` order (derived in
+#: :mod:`jaxnas.proxies.meco`'s docstring), and its input, one N(0, 1) image of 64 x 64.
+MECO_HOOK_EVENTS = dict(zip(TAP_SITES, (2, 3, 1, 2, 3, 2, 4, 2, 1)))
+#: The reference protocols' settings on NAS-Bench-101 (``SearchSpace.proxy_settings``).
+PROXY_SETTINGS = {
+    "epsilon": {"weights": (1e-4, 10.0)},   # epsinas Reproduce.ipynb (methods-spec §13.3.2)
+    "meco": {"hook_events": MECO_HOOK_EVENTS, "gaussian_input": (1, 64, 64)},
+}
+
 SPACE = SearchSpace(
     name="nb101",
     arch_shape=ARCH_SHAPE,
@@ -410,4 +420,5 @@ SPACE = SearchSpace(
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table
+    proxy_settings=PROXY_SETTINGS,
 )

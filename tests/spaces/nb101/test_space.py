@@ -306,7 +306,8 @@ def test_epsilon_uses_the_nb101_weights_on_the_discrete_network():
   """epsilon on NB101 = the epsinas score of the *discrete* NB101 network (independent build)
   with every weight and BN scale = w and biases 0, for NB101's w = (1e-4, 10), one output."""
   from jaxnas.proxies import epsilon as E
-  assert E.WEIGHTS_BY_SPACE["nb101"] == (1e-4, 10.0)
+  assert SPACE.proxy_setting("epsilon", "weights") == (1e-4, 10.0)
+  assert get_space("darts").proxy_setting("epsilon", "weights", "own") == "own"
   archs = np.stack([SPACE.encode(csv_spec(i)) for i in (0, 33)])
   batch = tiny_batch_of(16)
   got = engine.score(SPACE, archs, ["epsilon"], batch, config=CFG, chunk_size=2)["epsilon"]
