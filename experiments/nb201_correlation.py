@@ -56,7 +56,7 @@ from jaxnas import benchmarks, data, engine
 from jaxnas.benchmarks import nb201 as bench
 from jaxnas.commands import _io
 from jaxnas.commands.score import downsample
-from jaxnas.proxies import expand, get_pooled, get_proxy, list_proxies, with_pooled
+from jaxnas.proxies import epsilon, expand, get_pooled, get_proxy, list_proxies, with_pooled
 from jaxnas.spaces import nb201
 
 # Published figures (methods-spec §3.3, §7; the issue): whole space vs CIFAR-10 test accuracy
@@ -70,7 +70,7 @@ PUBLISHED_SUBSET = {"nwot": 0.804, "jacob_cov": 0.782, "params": 0.749, "synflow
 # Proxies whose reference leaves undefined scores out of its statistics, and the value jaxnas
 # returns for them (epsinas: a constant output gives NaN, dropped; jaxnas returns 0, the minimum).
 # The table adds a "(defined only)" row computed the reference's way.
-UNDEFINED_SCORE = {"epsilon": 0.0}
+UNDEFINED_SCORE = {"epsilon": epsilon.UNDEFINED}
 
 
 def _count(name: str) -> int:

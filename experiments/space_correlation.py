@@ -50,6 +50,7 @@ import numpy as np
 
 from jaxnas import benchmarks
 from jaxnas.commands import _io
+from jaxnas.proxies import epsilon
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
@@ -95,6 +96,13 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
         v = np.array([float(ref[i][col]) for i in idx])
         row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
       rows.append(row)
+      if proxy.split()[0] == "epsilon":   # epsinas leaves undefined scores out: its protocol too
+        keep = s != epsilon.UNDEFINED
+        rep = benchmarks.rank_report(s[keep], t[keep])
+        rows.append(dict(proxy=f"{proxy} (defined only)", n=int(keep.sum()),
+                         spearman=rep["spearman"], kendall=rep["kendall"],
+                         nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
+                         spearman_vs_naslib_scores=None))
   return rows + ensemble_rows(score_dir, metric) + pooled_rows(score_dir, metric)
 
 

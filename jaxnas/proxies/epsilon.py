@@ -46,6 +46,9 @@ from jaxnas.spaces import params as P
 WEIGHTS = (1e-7, 1.0)
 #: Minibatch size of the reference.
 BATCH_SIZE = 256
+#: The score of an architecture the reference cannot score (constant outputs: NaN there, left out
+#: of its statistics; here the minimum, so rankings stay defined).
+UNDEFINED = 0.0
 _BIASES = ("conv_bias", "dense_bias", "bn_bias")
 
 
@@ -76,7 +79,7 @@ def score_from_outputs(y1, y2):
       jnp.sum(m1) + jnp.sum(m2), 1)
   ok = ok1 & ok2 & (n_both > 0) & (mean > 0)
   eps = mae / jnp.where(ok, mean, 1.0)
-  return jnp.where(ok & jnp.isfinite(eps), eps, 0.0)
+  return jnp.where(ok & jnp.isfinite(eps), eps, UNDEFINED)
 
 
 def outputs(net, x, w: float):
