@@ -24,7 +24,8 @@ def add_arguments(s):
   s.add_argument("--proxies", default="params,flops",
                  help="comma-separated proxy names, or 'all' (every registered proxy); a "
                       "pool-relative score (e.g. aznas) scores and stores its components and is "
-                      "reported over the architectures of this run")
+                      "reported over the architectures of this run; proxies that share a "
+                      "quantity (grad_norm, snip, plain: one gradient) run in one pass")
   s.add_argument("--archs", default=None, help="'all', or comma-separated indices/arch strings")
   s.add_argument("--archs-file", default=None, help="file with one index or arch string per line")
   s.add_argument("--sample", type=int, default=None, help="score N architectures drawn with --seed")
