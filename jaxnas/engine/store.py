@@ -20,8 +20,12 @@ or rows disagree with its sidecar, raises :class:`OutputError` naming what diffe
 silently merged, and an existing ``OUT`` (or sidecar) is replaced only with ``overwrite``, when the
 new run is complete.
 
-Row order is proxy-major, architectures in the given order: a resumed run's file is byte-identical
-to an uninterrupted one.
+Row order: every proxy's rows are its architectures in the given order. A complete ``OUT`` is
+proxy-major (all of the first proxy's rows, then the next proxy's), so a resumed, sharded or
+joint run's file is byte-identical to an uninterrupted one-by-one run. An ``OUT.partial`` may
+interleave the chunks of proxies scored in one pass (``grad_norm``, ``snip`` and ``plain`` share a
+gradient and commit a chunk each in turn); :meth:`ScoreWriter.finish` puts the rows in proxy-major
+order before the rename.
 """
 
 from __future__ import annotations
@@ -187,8 +191,6 @@ def _read_meta(path: str) -> dict:
   elif (not isinstance(done, dict) or set(done) != set(proxies)
         or not all(_nonneg_int(v) and v <= n for v in done.values())):
     bad = f"done {done!r} (want 0..{n} for each of {', '.join(proxies)})"
-  elif any(done[a] < n and done[b] > 0 for a, b in zip(proxies, proxies[1:])):
-    bad = f"done {done!r} (a proxy started before the one before it finished)"
   elif state.get("complete") and any(v != n for v in done.values()):
     bad = f"done {done!r} of a complete file (want {n} for every proxy)"
   if bad is not None:
@@ -203,8 +205,8 @@ def verify(path: str, settings: Optional[dict] = None) -> dict:
 
   Checks: the sidecar is a well-formed :data:`FORMAT` sidecar; the file holds at least the
   committed bytes and their SHA-256 matches; the committed rows parse, have the expected columns,
-  count, proxies, proxy-major order, the same architectures for every proxy and no duplicate
-  (proxy, index); when ``settings`` is given, the recorded settings equal them. A complete file
+  count, proxies, each proxy's rows in architecture order (proxy-major in a complete file), the
+  same architectures for every proxy and no duplicate (proxy, index); when ``settings`` is given, the recorded settings equal them. A complete file
   holds nothing past its committed bytes. Past the committed length of a partial file only a chunk
   cut off by a kill may follow (rows of the proxy in progress, the last one possibly cut): its size
   is reported in ``meta['uncommitted_bytes']``. Raises :class:`OutputError` otherwise.
@@ -279,27 +281,26 @@ def _check_rows(path: str, meta: dict) -> list:
   if len(rows) != state["rows"]:
     raise OutputError(f"score file {path!r} holds {len(rows)} committed rows, its metadata "
                       f"{state['rows']}")
-  expect = [p for p in proxies for _ in range(done[p])]
-  if len(rows) != len(expect):
-    raise OutputError(f"score file {path!r}: its {len(rows)} committed rows disagree with the "
-                      f"rows per proxy of its metadata {done}")
-  seen, first, offset, start = set(), {}, {}, 0
-  for p in proxies:
-    offset[p], start = start, start + done[p]
-  for n, (row, want) in enumerate(zip(rows, expect), start=2):
+  if state.get("complete") and [r[2] for r in rows] != [p for p in proxies for _ in range(done[p])]:
+    raise OutputError(f"score file {path!r}: a complete file's rows are proxy-major in the order "
+                      f"{', '.join(proxies)}; these are not")
+  seen, count, first = set(), {p: 0 for p in proxies}, []
+  for n, row in enumerate(rows, start=2):
     _check_row(path, n, row, proxies)
-    if row[2] != want:
-      raise OutputError(f"score file {path!r} line {n}: a row of proxy {row[2]!r} where its "
-                        f"metadata {done} puts {want!r} (rows are proxy-major)")
     if (row[2], row[0]) in seen:
       raise OutputError(f"score file {path!r} line {n}: duplicate row for proxy {row[2]!r}, "
                         f"index {row[0]}")
     seen.add((row[2], row[0]))
-    j = n - 2 - offset[row[2]]
-    ref = first.setdefault(j, (row[0], row[1]))
-    if ref != (row[0], row[1]):
+    j = count[row[2]]
+    count[row[2]] = j + 1
+    if j == len(first):
+      first.append((row[0], row[1], row[2]))
+    elif first[j][:2] != (row[0], row[1]):
       raise OutputError(f"score file {path!r} line {n}: architecture {j} of proxy {row[2]!r} is "
-                        f"index {row[0]}, of proxy {proxies[0]!r} index {ref[0]}")
+                        f"index {row[0]}, of proxy {first[j][2]!r} index {first[j][0]}")
+  if count != done:
+    raise OutputError(f"score file {path!r}: its committed rows per proxy {count} disagree with "
+                      f"its metadata {done}")
   return rows
 
 
@@ -319,13 +320,20 @@ def _check_tail(path: str, meta: dict, rows: list) -> None:
   todo = [p for p in proxies if done[p] < n_archs]
   if not todo:
     raise OutputError(f"{where} (every row is committed){fix}")
-  proxy, line0 = todo[0], state["rows"] + 2
+  line0 = state["rows"] + 2
   *lines, last = body.split(b"\r\n")
   if b"\n" in last or b"\r" in last[:-1] or b"\0" in body or not body.isascii():
     raise OutputError(f"{where} (line {line0 + len(lines)} is not a jaxnas row){fix}")
+  proxy = todo[0]   # the chunk's proxy: named by its first whole row (joint passes interleave)
+  if lines:
+    head = _parse_rows(path, lines[0], line0)
+    proxy = head[0][2] if len(head) == 1 and len(head[0]) == len(COLUMNS) else None
+    if proxy not in todo:
+      raise OutputError(f"{where} (line {line0} is not a row of an unfinished proxy: "
+                        f"{', '.join(todo)}){fix}")
   if done[proxy] + len(lines) + (1 if last else 0) > n_archs:
     raise OutputError(f"{where} (more rows than {proxy!r} has architectures left){fix}")
-  ref = rows[done[proxy]:n_archs] if proxy != proxies[0] else []   # the first proxy's rows
+  ref = _arch_order(rows)[done[proxy]:]   # the architectures another proxy has committed
   have = {r[0] for r in rows if r[2] == proxy}
   for k, line in enumerate(lines):
     parsed = _parse_rows(path, line, line0 + k)
@@ -340,6 +348,26 @@ def _check_tail(path: str, meta: dict, rows: list) -> None:
     have.add(parsed[0][0])
   if last and not last[:1].isdigit():
     raise OutputError(f"{where} (line {line0 + len(lines)} does not start with an index){fix}")
+
+
+def _arch_order(rows: list) -> list:
+  """The ``[index, arch_str]`` of each position that some proxy's committed rows reach."""
+  count: dict = {}
+  order = []
+  for r in rows:
+    j = count[r[2]] = count.get(r[2], 0) + 1
+    if j > len(order):
+      order.append(r[:2])
+  return order
+
+
+def _proxy_major(data: bytes, proxies) -> bytes:
+  """The rows of ``data`` (header first) in proxy-major order, each proxy's rows in file order."""
+  lines = data[len(HEADER):].splitlines(keepends=True)
+  by_proxy: dict = {p: [] for p in proxies}
+  for line in lines:
+    by_proxy[next(csv.reader([line.decode("utf-8")]))[2]].append(line)   # arch_str may be quoted
+  return HEADER + b"".join(b"".join(by_proxy[p]) for p in proxies)
 
 
 class ScoreWriter:
@@ -389,17 +417,35 @@ class ScoreWriter:
     self.meta["run"].update(run_info)
 
   def finish(self) -> None:
-    """All chunks in: writes ``OUT.meta.json`` (complete) and renames ``OUT.partial`` to ``OUT``."""
+    """All chunks in: writes ``OUT.meta.json`` (complete) and renames ``OUT.partial`` to ``OUT``.
+
+    A file whose proxies interleave (a joint pass) is first rewritten proxy-major into a temporary
+    file, which is renamed to ``OUT``; ``OUT.partial`` and its sidecar stay valid until the end,
+    so a kill anywhere here leaves a run that ``resume`` finishes.
+    """
     self.close()
-    self.meta["state"]["complete"] = True
+    state = self.meta["state"]
+    with open(self.path, "rb") as f:
+      data = f.read(state["bytes"])
+    ordered = _proxy_major(data, self.meta["settings"]["proxies"])
+    source = self.path
+    if ordered != data:
+      source = self.path + ".ordered"
+      with open(source, "wb") as f:
+        f.write(ordered)
+        f.flush()
+        os.fsync(f.fileno())
+      state["sha256"] = hashlib.sha256(ordered).hexdigest()
+    state["complete"] = True
     self.meta["run"]["finished"] = _now()
     write_json_atomic(meta_path(self.out), self.meta)
-    os.replace(self.path, self.out)
+    os.replace(source, self.out)
     _fsync_dir(self.out)
-    try:
-      os.remove(meta_path(self.path))
-    except FileNotFoundError:
-      pass
+    for p in ([self.path] if source != self.path else []) + [meta_path(self.path)]:
+      try:
+        os.remove(p)
+      except FileNotFoundError:
+        pass
 
   def close(self) -> None:
     """Closes ``OUT.partial`` (no-op if already closed); :meth:`finish` calls it."""
@@ -505,7 +551,7 @@ def _resume(out: str, settings: dict, run: dict, has_data: bool, has_meta: bool)
       return _fresh(out, settings, run), "restarting: the interrupted run had committed nothing"
     if os.path.isfile(out) and os.path.isfile(meta_path(out)):
       done = verify(out, settings)   # killed after the final rename: finish the clean-up
-      if done["state"].get("complete") and done["state"]["sha256"] == meta["state"]["sha256"]:
+      if done["state"].get("complete") and done["state"]["rows"] == meta["state"]["rows"]:
         os.remove(mpath)
         return None, f"{out} is already complete"
     raise OutputError(f"{mpath!r} records {meta['state']['rows']} committed rows but "
@@ -608,20 +654,17 @@ def merge(paths: Sequence[str], out: str, overwrite: bool = False) -> dict:
                       f"{sorted(f'{i}/{v[1]}' for i, v in shards.items())}")
   first = metas[0]["settings"]
   base.update(n_archs=first["all_n_archs"], archs_sha256=first["all_archs_sha256"], shard=None)
-  by_proxy = {p: [] for p in base["proxies"]}
+  data = HEADER
   for i in range(n):
     with open(shards[i][0], "rb") as f:
-      data = f.read(metas[paths.index(shards[i][0])]["state"]["bytes"])[len(HEADER):]
-    for line in data.splitlines(keepends=True):
-      by_proxy[next(csv.reader([line.decode("utf-8")]))[2]].append(line)   # arch_str may be quoted
-  if any(len(v) != base["n_archs"] for v in by_proxy.values()):
-    raise OutputError(f"the shards hold {({p: len(v) for p, v in by_proxy.items()})} rows per "
-                      f"proxy, not {base['n_archs']} each")
-  body = HEADER + b"".join(b"".join(by_proxy[p]) for p in base["proxies"])
-  rows = sum(len(v) for v in by_proxy.values())
+      data += f.read(metas[paths.index(shards[i][0])]["state"]["bytes"])[len(HEADER):]
+  body = _proxy_major(data, base["proxies"])
+  per_proxy = {p: sum(m["state"]["done"][p] for m in metas) for p in base["proxies"]}
+  if any(v != base["n_archs"] for v in per_proxy.values()):
+    raise OutputError(f"the shards hold {per_proxy} rows per proxy, not {base['n_archs']} each")
   meta = {"format": FORMAT, "settings": base,
-          "state": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "rows": rows,
-                    "done": {p: len(v) for p, v in by_proxy.items()}, "complete": True},
+          "state": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                    "rows": sum(per_proxy.values()), "done": per_proxy, "complete": True},
           "run": {"merged_from": list(paths), "finished": _now()}}
   with atomic(out, "wb") as f:
     f.write(body)

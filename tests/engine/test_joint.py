@@ -119,17 +119,90 @@ class _StopAfter:
       raise KeyboardInterrupt
 
 
-def test_a_joint_file_resumes_members_left_at_different_rows(tmp_path):
-  batch = tiny_batch_of(4)
-  kw = dict(config=TINY, chunk_size=4, seed=1, mode="map")
-  whole = tmp_path / "whole.csv"
-  meta = engine.score_to_file("nb201", ARCHS, list(FAMILY), batch, str(whole), **kw)
+def _proxies_in(path):
+  return [line.split(b",")[-2].decode() for line in path.read_bytes().splitlines()[1:]]
+
+
+@pytest.fixture(scope="module")
+def whole_joint_file(tmp_path_factory):
+  """An uninterrupted joint run over 6 architectures in chunks of 2 (members interleave)."""
+  whole = tmp_path_factory.mktemp("joint") / "whole.csv"
+  meta = engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(whole),
+                              **_KW)
   assert meta["run"]["joint"] == {n: list(FAMILY) for n in FAMILY}
+  return whole
+
+
+_KW = dict(config=TINY, chunk_size=2, seed=1, mode="map")
+
+
+def test_a_complete_joint_file_is_proxy_major(whole_joint_file):
+  assert _proxies_in(whole_joint_file) == [p for p in FAMILY for _ in range(6)]
+  meta, scores = store.load(str(whole_joint_file))
+  assert meta["state"]["done"] == {p: 6 for p in FAMILY}
+  alone = engine.score("nb201", ARCHS, ["snip"], tiny_batch_of(4), config=TINY, seed=1, mode="map")
+  np.testing.assert_allclose(scores["snip"][1], alone["snip"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("commits", [1, 2, 4, 8])   # chunks committed before the kill
+def test_a_joint_file_resumes_members_left_at_different_rows(whole_joint_file, tmp_path,
+                                                             commits):
   cut = tmp_path / "cut.csv"
-  with pytest.raises(KeyboardInterrupt):   # grad_norm's first chunk committed, snip's not
-    engine.score_to_file("nb201", ARCHS, list(FAMILY), batch, str(cut), progress=_StopAfter(1),
-                         **kw)
-  with open(store.meta_path(store.partial_path(str(cut)))) as f:
-    assert json.load(f)["state"]["done"] == {"grad_norm": 4, "snip": 0, "plain": 0}
-  engine.score_to_file("nb201", ARCHS, list(FAMILY), batch, str(cut), resume=True, **kw)
-  assert cut.read_bytes() == whole.read_bytes()
+  with pytest.raises(KeyboardInterrupt):
+    engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut),
+                         progress=_StopAfter(commits), **_KW)
+  part = tmp_path / "cut.csv.partial"
+  done = json.loads((tmp_path / "cut.csv.partial.meta.json").read_text())["state"]["done"]
+  assert sum(done.values()) == 2 * commits
+  want = [FAMILY[k % 3] for k in range(commits) for _ in range(2)]   # interleaved chunks
+  assert _proxies_in(part) == want
+  engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut), resume=True,
+                       **_KW)
+  assert cut.read_bytes() == whole_joint_file.read_bytes()
+  assert not part.exists()
+
+
+def test_a_cut_chunk_of_any_member_is_dropped_and_a_foreign_row_refused(whole_joint_file,
+                                                                       tmp_path):
+  cut = tmp_path / "cut.csv"
+  with pytest.raises(KeyboardInterrupt):   # grad_norm[0:2] committed, then a kill mid-snip
+    engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut),
+                         progress=_StopAfter(1), **_KW)
+  part = tmp_path / "cut.csv.partial"
+  committed = part.read_bytes()
+  rows = whole_joint_file.read_bytes().splitlines(keepends=True)
+  snip_row = rows[1 + 6]                   # snip's first row, as the killed write left it
+  part.write_bytes(committed + snip_row + snip_row[:9])
+  engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut), resume=True,
+                       **_KW)
+  assert cut.read_bytes() == whole_joint_file.read_bytes()
+  cut.unlink()
+  (tmp_path / "cut.csv.meta.json").unlink()
+  with pytest.raises(KeyboardInterrupt):
+    engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut),
+                         progress=_StopAfter(1), **_KW)
+  part.write_bytes(part.read_bytes() + rows[1])   # grad_norm's committed row 0 again
+  with pytest.raises(store.OutputError, match="not the next architecture"):
+    engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut), resume=True,
+                         **_KW)
+
+
+def test_a_kill_while_finishing_a_joint_file_is_finished_by_resume(whole_joint_file, tmp_path,
+                                                                   monkeypatch):
+  cut = tmp_path / "cut.csv"
+  real = store.os.replace
+
+  def killed(src, dst):
+    if str(dst) == str(cut):
+      raise KeyboardInterrupt   # the proxy-major copy and OUT's sidecar are written, not renamed
+    return real(src, dst)
+
+  monkeypatch.setattr(store.os, "replace", killed)
+  with pytest.raises(KeyboardInterrupt):
+    engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut), **_KW)
+  monkeypatch.setattr(store.os, "replace", real)
+  assert not cut.exists() and (tmp_path / "cut.csv.partial").exists()
+  engine.score_to_file("nb201", ARCHS, list(FAMILY), tiny_batch_of(4), str(cut), resume=True,
+                       **_KW)
+  assert cut.read_bytes() == whole_joint_file.read_bytes()
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.csv", "cut.csv.meta.json"]
