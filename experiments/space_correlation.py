@@ -73,36 +73,41 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
   # an interrupted run's committed rows (``--resume`` continues it) count too, marked partial
   paths += sorted(p for p in glob.glob(os.path.join(score_dir, "scores_*.csv.partial"))
                   if p[:-len(".partial")] not in paths)
+  best: dict = {}   # proxy -> (complete, rows, path, idx, scores, arch_strs): one file each
   for path in paths:
     arch_strs: dict = {}
     with open(path, encoding="utf-8") as f:
       if path.endswith(".partial") and sum(1 for _ in f) < 2:
         continue                    # a run that has not committed its first chunk yet
     for proxy, (idx, s) in _io.read_scores(path, arch_strs).items():
-      if path.endswith(".partial"):
-        proxy = f"{proxy} (partial)"
-      t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
-      rep = benchmarks.rank_report(s, t)
-      col = f"naslib_{proxy.split()[0]}"
-      nl = nl_rows = None
-      if col in ref[0]:
-        v = np.array([float(ref[i][col]) for i in idx])
-        nl = benchmarks.spearman(v, t)
-        nl_rows = benchmarks.spearman(s, v)
-      row = dict(proxy=proxy, n=int(len(idx)), spearman=rep["spearman"], kendall=rep["kendall"],
-                 nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=nl,
-                 spearman_vs_naslib_scores=nl_rows, **cost(path, proxy.split()[0], len(idx)))
-      if proxy in ("params", "flops") and col in ref[0]:
-        v = np.array([float(ref[i][col]) for i in idx])
-        row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
-      rows.append(row)
-      if proxy.split()[0] == "epsilon":   # epsinas leaves undefined scores out: its protocol too
-        keep = s != epsilon.UNDEFINED
-        rep = benchmarks.rank_report(s[keep], t[keep])
-        rows.append(dict(proxy=f"{proxy} (defined only)", n=int(keep.sum()),
-                         spearman=rep["spearman"], kendall=rep["kendall"],
-                         nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
-                         spearman_vs_naslib_scores=None))
+      key = (not path.endswith(".partial"), len(idx))   # a proxy in two files (alone and in a
+      if proxy not in best or key > best[proxy][:2]:      # joint pass): the complete or longer
+        best[proxy] = (*key, path, idx, s, arch_strs)
+  for proxy0 in sorted(best):
+    _, _, path, idx, s, arch_strs = best[proxy0]
+    proxy = proxy0 + (" (partial)" if path.endswith(".partial") else "")
+    t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
+    rep = benchmarks.rank_report(s, t)
+    col = f"naslib_{proxy.split()[0]}"
+    nl = nl_rows = None
+    if col in ref[0]:
+      v = np.array([float(ref[i][col]) for i in idx])
+      nl = benchmarks.spearman(v, t)
+      nl_rows = benchmarks.spearman(s, v)
+    row = dict(proxy=proxy, n=int(len(idx)), spearman=rep["spearman"], kendall=rep["kendall"],
+               nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=nl,
+               spearman_vs_naslib_scores=nl_rows, **cost(path, proxy.split()[0], len(idx)))
+    if proxy in ("params", "flops") and col in ref[0]:
+      v = np.array([float(ref[i][col]) for i in idx])
+      row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
+    rows.append(row)
+    if proxy.split()[0] == "epsilon":   # epsinas leaves undefined scores out: its protocol too
+      keep = s != epsilon.UNDEFINED
+      rep = benchmarks.rank_report(s[keep], t[keep])
+      rows.append(dict(proxy=f"{proxy} (defined only)", n=int(keep.sum()),
+                       spearman=rep["spearman"], kendall=rep["kendall"],
+                       nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
+                       spearman_vs_naslib_scores=None))
   return rows + ensemble_rows(score_dir, metric) + pooled_rows(score_dir, metric)
 
 

@@ -1,0 +1,47 @@
+"""experiments/space_correlation.py: which file a proxy's row comes from."""
+
+import csv
+import importlib.util
+import os
+
+import pytest
+
+_HERE = os.path.dirname(__file__)
+_PATH = os.path.join(_HERE, os.pardir, "experiments", "space_correlation.py")
+_PARAMS = os.path.join(_HERE, os.pardir, "experiments", "results", "darts_correlation",
+                       "scores_params.csv")
+
+
+@pytest.fixture(scope="module")
+def script():
+  spec = importlib.util.spec_from_file_location("space_correlation", _PATH)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+@pytest.fixture(scope="module")
+def genotypes():
+  with open(_PARAMS, newline="", encoding="utf-8") as f:
+    return [r["arch_str"] for r in csv.DictReader(f)][:40]
+
+
+def _write(path, genotypes, per_proxy):
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(("index", "arch_str", "proxy", "score"))
+    for proxy, n in per_proxy.items():
+      for i in range(n):
+        w.writerow((i, genotypes[i], proxy, repr(float((i * 7919) % 13))))
+
+
+def test_a_proxy_in_two_files_counts_once_from_the_complete_or_longer(script, genotypes,
+                                                                      tmp_path):
+  _write(tmp_path / "scores_grad_norm.csv.partial", genotypes, {"grad_norm": 10})
+  _write(tmp_path / "scores_grad_norm+snip.csv.partial", genotypes, {"grad_norm": 20, "snip": 20})
+  rows = script.correlation_rows(str(tmp_path), [{}], "nb301_val")
+  assert [(r["proxy"], r["n"]) for r in rows] == [("grad_norm (partial)", 20),
+                                                  ("snip (partial)", 20)]
+  _write(tmp_path / "scores_grad_norm.csv", genotypes, {"grad_norm": 5})   # complete wins
+  rows = script.correlation_rows(str(tmp_path), [{}], "nb301_val")
+  assert [(r["proxy"], r["n"]) for r in rows] == [("grad_norm", 5), ("snip (partial)", 20)]
