@@ -281,12 +281,16 @@ def _check_rows(path: str, meta: dict) -> list:
   if len(rows) != state["rows"]:
     raise OutputError(f"score file {path!r} holds {len(rows)} committed rows, its metadata "
                       f"{state['rows']}")
-  if state.get("complete") and [r[2] for r in rows] != [p for p in proxies for _ in range(done[p])]:
-    raise OutputError(f"score file {path!r}: a complete file's rows are proxy-major in the order "
-                      f"{', '.join(proxies)}; these are not")
+  if len(rows) != sum(done.values()):
+    raise OutputError(f"score file {path!r}: its {len(rows)} committed rows disagree with the "
+                      f"rows per proxy of its metadata {done}")
+  major = [p for p in proxies for _ in range(done[p])] if state.get("complete") else None
   seen, count, first = set(), {p: 0 for p in proxies}, []
   for n, row in enumerate(rows, start=2):
     _check_row(path, n, row, proxies)
+    if major is not None and row[2] != major[n - 2]:
+      raise OutputError(f"score file {path!r} line {n}: a row of proxy {row[2]!r} where its "
+                        f"metadata {done} puts {major[n - 2]!r} (a complete file is proxy-major)")
     if (row[2], row[0]) in seen:
       raise OutputError(f"score file {path!r} line {n}: duplicate row for proxy {row[2]!r}, "
                         f"index {row[0]}")
@@ -327,10 +331,8 @@ def _check_tail(path: str, meta: dict, rows: list) -> None:
   proxy = todo[0]   # the chunk's proxy: named by its first whole row (joint passes interleave)
   if lines:
     head = _parse_rows(path, lines[0], line0)
-    proxy = head[0][2] if len(head) == 1 and len(head[0]) == len(COLUMNS) else None
-    if proxy not in todo:
-      raise OutputError(f"{where} (line {line0} is not a row of an unfinished proxy: "
-                        f"{', '.join(todo)}){fix}")
+    if len(head) == 1 and len(head[0]) == len(COLUMNS) and head[0][2] in todo:
+      proxy = head[0][2]
   if done[proxy] + len(lines) + (1 if last else 0) > n_archs:
     raise OutputError(f"{where} (more rows than {proxy!r} has architectures left){fix}")
   ref = _arch_order(rows)[done[proxy]:]   # the architectures another proxy has committed
