@@ -6,31 +6,25 @@ architectures beside the reference implementation's (NASLib) scores of the same 
   1.2 % of NASLib's ``params`` column), batch 64.
 * ``--space nb101``: 300 NAS-Bench-101 rows (``nb101_naslib300.csv``, 190 distinct pruned cells),
   truth ``nb101_val`` (one random repeat's validation accuracy at 108 epochs, averaged over rows of
-  the same cell), the benchmark network (128 stem channels, 3 stacks of 3 cells), batch 32 as the
-  CSV's proxies (methods-spec §13.0 F5).
+  the same cell), the benchmark network (128 stem channels, 3 stacks of 3 cells), batch 32 for the
+  proxies the CSV has reference scores of, as they were computed (methods-spec §13.0 F5); other
+  proxies their own protocol's minibatch (:data:`NASLIB_BATCH`).
 
 Scores come from ``jaxnas score`` runs, one file per proxy or per group of proxies scored in one
-pass (resumable; ``grad_norm``, ``snip`` and ``plain`` share one gradient)::
+pass (``grad_norm``, ``snip`` and ``plain`` share one gradient), resumable. ``--score`` runs them:
+every proxy the space supports that has no complete file yet, cheapest first (:data:`ORDER`), each
+``jaxnas score ... --resume`` in its own process, then writes the table; stop it any time and run
+it again to continue (``--dry-run`` prints the commands, ``--only`` restricts the proxies)::
+
+  python experiments/space_correlation.py --space darts --score     # ~hours per proxy on a CPU
+  python experiments/space_correlation.py --space nb101 --score
+  python experiments/space_correlation.py --space darts              # the table from the files
+
+One such command, as ``--score`` runs it::
 
   jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv \
     --proxies grad_norm,snip,plain --config C=32,L=8 --resume \
     --out experiments/results/darts_correlation/scores_grad_norm+snip+plain.csv
-  for p in params flops l2_norm synflow jacob_cov grad_norm snip plain epe_nas grasp; do
-    jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv --proxies $p \\
-      --config C=32,L=8 --out experiments/results/darts_correlation/scores_$p.csv --resume
-    jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \\
-      --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
-  done
-  for p in nwot swap fisher; do   # NB101: ReLU probe, gates (the unrolled build, 'eager')
-    jaxnas score --space nb101 --archs-file ../shared/data/nb101_naslib300.csv --proxies $p \\
-      --batch-size 32 --out experiments/results/nb101_correlation/scores_$p.csv --resume
-  done
-  for p in nwot swap; do   # DARTS: the ReLU probe (the unrolled build, 'eager', which 'auto' picks)
-    jaxnas score --space darts --archs-file ../shared/data/nb301_naslib500.csv --proxies $p \\
-      --config C=32,L=8 --out experiments/results/darts_correlation/scores_$p.csv --resume
-  done
-  python experiments/space_correlation.py --space darts
-  python experiments/space_correlation.py --space nb101
 
 Spearman / Kendall against the truth for every proxy with a file, beside NASLib's Spearman from
 the shared CSV's ``naslib_<proxy>`` columns on the same rows, the rank agreement of the two
@@ -190,16 +184,100 @@ def markdown(rows: list) -> str:
   return "\n".join(lines)
 
 
+#: The order ``--score`` runs a space's proxies in (cheapest first on this CPU); ``a+b`` share one
+#: pass (:mod:`jaxnas.proxies.joint`). Supported proxies not listed run after these.
+ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
+         "grad_norm+snip+plain", "fisher", "jacob_cov", "nwot", "meco", "meco_opt", "epsilon",
+         "tenas_regions", "epe_nas", "swap", "zico", "grasp")
+#: The score command's options per space (DARTS: the reference's network size).
+OPTIONS = {"darts": ["--config", "C=32,L=8"], "nb101": []}
+#: The minibatch of the proxies the shared CSV holds reference scores of (a ``naslib_<proxy>``
+#: column): NB101's were computed at 32 (methods-spec §13.0 F5), DARTS' at our default 64. Other
+#: proxies keep their own protocol's minibatch (epsinas: 256 images; nwot on NB101 was scored at
+#: 32 before this rule).
+NASLIB_BATCH = {"nb101": 32}
+
+
+def complete_proxies(score_dir: str) -> set:
+  """Proxies with a complete score file in ``score_dir`` (alone or in a joint file)."""
+  done = set()
+  for path in glob.glob(os.path.join(score_dir, "scores_*.csv")):
+    try:
+      with open(path + ".meta.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    except (OSError, ValueError):
+      continue
+    if meta.get("state", {}).get("complete"):
+      done.update(meta["settings"]["proxies"])
+  return done
+
+
+def score_plan(space: str, score_dir: str, csv_path: str, only=None) -> list:
+  """``[(file stem, argv of `jaxnas score`)]`` for every proxy of ``space`` still without a
+  complete file, in :data:`ORDER` (a group loses the members already complete elsewhere);
+  ``only``: restrict to these proxy names."""
+  from jaxnas.proxies import supported_proxies
+  from jaxnas.proxies import is_pooled
+  # ensembles and pool-relative scores are computed from their members' files
+  supported = [p for p in supported_proxies(space) if p != "ensemble" and not is_pooled(p)]
+  supported = [p for p in supported if only is None or p in only]
+  with open(csv_path, newline="", encoding="utf-8") as f:
+    columns = next(csv.reader(f))
+  done = complete_proxies(score_dir)
+  listed = [g.split("+") for g in ORDER]
+  groups = listed + [[p] for p in supported if not any(p in g for g in listed)]
+  plan = []
+  for g in groups:
+    g = [p for p in g if p in supported and p not in done]
+    if not g:
+      continue
+    stem = "+".join(g)
+    argv = ["score", "--space", space, "--archs-file", csv_path, "--proxies", ",".join(g),
+            "--out", os.path.join(score_dir, f"scores_{stem}.csv"), "--resume", "--no-progress",
+            "--chunk-size", "8"]
+    opts = list(OPTIONS.get(space, []))
+    if space in NASLIB_BATCH and all(f"naslib_{p}" in columns for p in g):
+      opts += ["--batch-size", str(NASLIB_BATCH[space])]
+    plan.append((stem, argv + opts))
+  return plan
+
+
+def run_plan(plan: list, dry_run: bool = False) -> int:
+  """Runs each ``jaxnas score`` of the plan in its own process (a failure is reported and the
+  next one runs); returns the number that failed."""
+  import subprocess
+  import sys
+  failed = 0
+  for stem, argv in plan:
+    print(" ".join(["jaxnas", *argv]), flush=True)
+    if not dry_run and subprocess.run([sys.executable, "-m", "jaxnas", *argv]).returncode:
+      failed += 1
+      print(f"space_correlation: {stem} failed; continuing", flush=True)
+  return failed
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--space", default="darts", choices=sorted(SETUPS))
   ap.add_argument("--dir", default=None, help="folder of scores_<proxy>.csv (default: "
                   "experiments/results/<space>_correlation)")
   ap.add_argument("--csv", default=None, help="the shared CSV with the NASLib columns")
+  ap.add_argument("--score", action="store_true", help="first score (resuming) every proxy of the "
+                  "space that has no complete file, cheapest first, then write the table")
+  ap.add_argument("--only", default=None, help="with --score: only these proxies (comma-separated)")
+  ap.add_argument("--dry-run", action="store_true", help="with --score: print the commands only")
   args = ap.parse_args(argv)
   name, metric, folder, title = SETUPS[args.space]
   score_dir = args.dir or os.path.join(HERE, "results", folder)
-  with open(args.csv or os.path.join(SHARED, name), newline="", encoding="utf-8") as f:
+  csv_path = args.csv or os.path.join(SHARED, name)
+  if args.score:
+    only = None if args.only is None else set(args.only.split(","))
+    failed = run_plan(score_plan(args.space, score_dir, csv_path, only), args.dry_run)
+    if args.dry_run:
+      return
+    if failed:
+      print(f"space_correlation: {failed} scoring run(s) failed (see above)")
+  with open(csv_path, newline="", encoding="utf-8") as f:
     ref = list(csv.DictReader(f))
   rows = correlation_rows(score_dir, ref, metric)
   table = markdown(rows)

@@ -1,6 +1,7 @@
 """experiments/space_correlation.py: which file a proxy's row comes from."""
 
 import csv
+import json
 import importlib.util
 import os
 
@@ -45,3 +46,22 @@ def test_a_proxy_in_two_files_counts_once_from_the_complete_or_longer(script, ge
   _write(tmp_path / "scores_grad_norm.csv", genotypes, {"grad_norm": 5})   # complete wins
   rows = script.correlation_rows(str(tmp_path), [{}], "nb301_val")
   assert [(r["proxy"], r["n"]) for r in rows] == [("grad_norm", 5), ("snip (partial)", 20)]
+
+
+def test_the_scoring_plan_skips_complete_proxies_and_uses_the_references_batch(script, tmp_path):
+  (tmp_path / "scores_grad_norm.csv").write_text("index,arch_str,proxy,score\r\n")
+  (tmp_path / "scores_grad_norm.csv.meta.json").write_text(json.dumps(
+      {"state": {"complete": True}, "settings": {"proxies": ["grad_norm"]}}))
+  ref = tmp_path / "ref.csv"
+  ref.write_text("matrix,ops,naslib_grad_norm,naslib_snip,naslib_plain\n")
+  plan = script.score_plan("nb101", str(tmp_path), str(ref),
+                           only={"grad_norm", "snip", "plain", "epsilon", "aznas"})
+  assert [stem for stem, _ in plan] == ["snip+plain", "epsilon"]
+  (_, joint), (_, eps) = plan
+  assert joint[joint.index("--proxies") + 1] == "snip,plain"
+  assert joint[joint.index("--batch-size") + 1] == "32"     # the CSV's reference scores' batch
+  assert "--batch-size" not in eps                            # epsinas keeps its own 256
+  assert joint[joint.index("--out") + 1] == str(tmp_path / "scores_snip+plain.csv")
+  assert "--resume" in joint
+  darts = script.score_plan("darts", str(tmp_path), str(ref), only={"snip"})
+  assert darts[0][1][-2:] == ["--config", "C=32,L=8"] and "--batch-size" not in darts[0][1]

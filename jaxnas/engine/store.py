@@ -40,6 +40,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+try:
+  import fcntl
+except ImportError:   # not POSIX: no lock
+  fcntl = None
+
 from jaxnas._files import atomic
 from jaxnas.errors import JaxnasInputError
 
@@ -379,11 +384,11 @@ class ScoreWriter:
   list) are committed for each proxy.
   """
 
-  def __init__(self, out: str, meta: dict, sha, resumed_from: int = 0):
+  def __init__(self, out: str, meta: dict, sha, resumed_from: int = 0, fd=None):
     self.out, self.path = out, partial_path(out)
     self.meta, self._sha = meta, sha
     self.resumed_from = resumed_from
-    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+    self._fd = _locked(self.path) if fd is None else fd
 
   @property
   def settings(self) -> dict:
@@ -456,12 +461,30 @@ class ScoreWriter:
       self._fd = None
 
 
-def _fresh(out: str, settings: dict, run: dict) -> ScoreWriter:
+def _locked(path: str) -> int:
+  """An append descriptor of ``path`` holding its exclusive lock (``flock``; released when the
+  descriptor closes), so that two runs never write, truncate or replace one file at once."""
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+  if fcntl is not None:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(fd)
+      raise OutputError(f"another run is writing {path!r} (it holds the file's lock): let it "
+                        f"finish or stop it, then --resume") from None
+  return fd
+
+
+def _fresh(out: str, settings: dict, run: dict, fd=None) -> ScoreWriter:
+  """A new ``OUT.partial`` holding the header (``fd``: the held descriptor of one to restart)."""
   path = partial_path(out)
-  with open(path, "wb") as f:
-    f.write(HEADER)
-    f.flush()
-    os.fsync(f.fileno())
+  if fd is None:
+    with open(path, "wb"):
+      pass
+    fd = _locked(path)
+  os.ftruncate(fd, 0)
+  os.write(fd, HEADER)
+  os.fsync(fd)
   sha = hashlib.sha256(HEADER)
   meta = {"format": FORMAT, "settings": settings,
           "state": {"bytes": len(HEADER), "sha256": sha.hexdigest(), "rows": 0,
@@ -469,7 +492,7 @@ def _fresh(out: str, settings: dict, run: dict) -> ScoreWriter:
           "run": {"started": _now(), "updated": _now(), "resumes": 0, **run}}
   write_json_atomic(meta_path(path), meta)
   _fsync_dir(path)
-  return ScoreWriter(out, meta, sha)
+  return ScoreWriter(out, meta, sha, fd=fd)
 
 
 def _only_header(path: str) -> bool:
@@ -519,11 +542,25 @@ def open_output(out: str, settings: dict, *, resume: bool = False, overwrite: bo
     if os.path.isdir(p):
       raise OutputError(f"{p!r} is a directory, not a score file: choose another --out")
   has_data, has_meta = os.path.isfile(path), os.path.isfile(mpath)
-  if overwrite:
-    for p in (path, mpath):
-      if os.path.exists(p):
-        os.remove(p)
-    return _fresh(out, settings, run), ""
+  if has_data:   # held from here on, so no other run appends, truncates or removes it meanwhile
+    fd = _locked(path)
+    try:
+      writer, msg = _open_held(out, settings, resume, overwrite, run, has_data, has_meta, fd)
+    except BaseException:
+      os.close(fd)
+      raise
+    if writer is None or writer._fd != fd:
+      os.close(fd)
+    return writer, msg
+  return _open_held(out, settings, resume, overwrite, run, has_data, has_meta, None)
+
+
+def _open_held(out, settings, resume, overwrite, run, has_data, has_meta, fd):
+  path, mpath = partial_path(out), meta_path(partial_path(out))
+  if overwrite:   # the held partial is restarted in place
+    if os.path.exists(mpath):
+      os.remove(mpath)
+    return _fresh(out, settings, run, fd), ""
   if not resume:
     if has_data or has_meta:
       raise OutputError(f"an interrupted run exists at {path!r}: pass --resume to continue it "
@@ -532,18 +569,18 @@ def open_output(out: str, settings: dict, *, resume: bool = False, overwrite: bo
       raise _refuse_existing(out, settings)
     return _fresh(out, settings, run), ""
   try:
-    return _resume(out, settings, run, has_data, has_meta)
+    return _resume(out, settings, run, has_data, has_meta, fd)
   except OutputError as e:
     if "--overwrite" in str(e):
       raise
     raise OutputError(f"{e}; pass --overwrite to discard it and start again") from None
 
 
-def _resume(out: str, settings: dict, run: dict, has_data: bool, has_meta: bool):
+def _resume(out: str, settings: dict, run: dict, has_data: bool, has_meta: bool, fd=None):
   path, mpath = partial_path(out), meta_path(partial_path(out))
   if has_data and not has_meta:
     if _only_header(path):   # killed between creating the file and its first sidecar
-      return _fresh(out, settings, run), "restarting: the interrupted run had committed nothing"
+      return _fresh(out, settings, run, fd), "restarting: the interrupted run had committed nothing"
     raise OutputError(f"{path!r} has no metadata sidecar {mpath!r}; cannot tell what in it is "
                       f"committed: refusing to resume")
   if has_meta and not has_data:
@@ -571,7 +608,7 @@ def _resume(out: str, settings: dict, run: dict, has_data: bool, has_meta: bool)
     sha = hashlib.sha256()
     with open(path, "rb") as f:
       sha.update(f.read(meta["state"]["bytes"]))
-    w = ScoreWriter(out, meta, sha, resumed_from=meta["state"]["rows"])
+    w = ScoreWriter(out, meta, sha, resumed_from=meta["state"]["rows"], fd=fd)
     msg = f"resuming {path}: {meta['state']['rows']} rows committed ({_done_text(meta)})"
     if extra:
       msg += f"; dropped {extra} bytes of an uncommitted chunk"

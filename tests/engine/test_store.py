@@ -259,3 +259,25 @@ def test_darts_shards_with_quoted_arch_strings_merge(tmp_path):
   assert b'"{""normal""' in (tmp_path / "ref.csv").read_bytes()   # arch_str holds commas
   engine.merge(paths, str(tmp_path / "m.csv"))
   assert (tmp_path / "m.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+
+
+def test_a_file_another_run_is_writing_is_refused_untouched(reference, tmp_path):
+  out = tmp_path / "s.csv"
+  with pytest.raises(Crash):
+    run(out, progress=crash_after(2))
+  part = store.partial_path(str(out))
+  before = open(part, "rb").read() + b"1,cut"   # the other run's chunk in flight
+  with open(part, "ab") as f:
+    f.write(b"1,cut")
+  settings = engine.make_settings("nb201", ARCHS, PROXIES, BATCH, config=TINY)
+  writer, _ = store.open_output(str(out), settings, resume=True)   # a run holding the file
+  try:
+    assert writer.done == {"params": 16, "l2_norm": 0}
+    for kw in (dict(resume=True), dict(overwrite=True)):
+      with pytest.raises(store.OutputError, match="another run is writing .*--resume"):
+        store.open_output(str(out), settings, **kw)
+  finally:
+    writer.close()
+  assert open(part, "rb").read() == before[:-len(b"1,cut")]   # only its own truncation
+  run(out, resume=True)                                       # released: it resumes
+  assert out.read_bytes() == reference[0].read_bytes()
