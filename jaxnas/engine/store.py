@@ -370,10 +370,9 @@ def _arch_order(rows: list) -> list:
 
 def _proxy_major(data: bytes, proxies) -> bytes:
   """The rows of ``data`` (header first) in proxy-major order, each proxy's rows in file order."""
-  lines = data[len(HEADER):].splitlines(keepends=True)
   by_proxy: dict = {p: [] for p in proxies}
-  for line in lines:
-    by_proxy[next(csv.reader([line.decode("utf-8")]))[2]].append(line)   # arch_str may be quoted
+  for line in data[len(HEADER):].split(b"\r\n")[:-1]:   # every row ends with CRLF
+    by_proxy[next(csv.reader([line.decode("utf-8")]))[2]].append(line + b"\r\n")
   return HEADER + b"".join(b"".join(by_proxy[p]) for p in proxies)
 
 
