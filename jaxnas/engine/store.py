@@ -467,7 +467,9 @@ def _locked(path: str) -> int:
   if fcntl is not None:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:   # a file system without locks (ENOLCK ...): run unlocked
+      if not isinstance(e, BlockingIOError):
+        return fd
       os.close(fd)
       raise OutputError(f"another run is writing {path!r} (it holds the file's lock): let it "
                         f"finish or stop it, then --resume") from None
