@@ -129,17 +129,24 @@ def _sha256(path: str, nbytes: int) -> str:
 #: executor's ``unrolled``; ``relu_probe``, a hook the ReLU-probe proxies set at call time, None
 #: in every recorded configuration): files written before a space gained one still resume
 EXECUTION_FIELDS = ("unrolled", "relu_probe")
+#: module hooks a proxy switches on (fisher's ``gates``, MeCo's and AZ-NAS' ``tap``) and their
+#: value when off: a file written before a space gained the hook reads as the hook off, so it
+#: still resumes; a hook that is on is compared
+HOOK_FIELDS = {"gates": False, "tap": None}
 
 
 def comparable(settings: dict) -> dict:
-  """``settings`` without :data:`EXECUTION_FIELDS` in any proxy's module configuration."""
+  """``settings`` without :data:`EXECUTION_FIELDS`, and with every absent :data:`HOOK_FIELDS`
+  entry off, in each proxy's module configuration."""
   ps = settings.get("proxy_settings")
   if not isinstance(ps, dict):
     return settings
   out = {}
   for name, p in ps.items():
     if isinstance(p, dict) and isinstance(p.get("module"), dict):
-      p = dict(p, module={k: v for k, v in p["module"].items() if k not in EXECUTION_FIELDS})
+      module = dict(HOOK_FIELDS)
+      module.update((k, v) for k, v in p["module"].items() if k not in EXECUTION_FIELDS)
+      p = dict(p, module=module)
     out[name] = p
   return dict(settings, proxy_settings=out)
 

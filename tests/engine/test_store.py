@@ -131,6 +131,29 @@ def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference)
       "settings"]) == ["proxy_settings.l2_norm.module.C: 8 in the file vs 4 now"]
 
 
+def test_a_hook_that_is_off_reads_as_absent_and_one_that_is_on_is_compared(tmp_path, reference):
+  """A file written before a space gained a hook field (``gates``, ``tap``) resumes: the hook off
+  (False/None) equals its absence. A file whose hook was on is refused by a run with it off."""
+  ref, _ = reference
+  now = json.load(open(str(ref) + ".meta.json"))["settings"]
+  module = now["proxy_settings"]["l2_norm"]["module"]
+  assert module["gates"] is False and module["tap"] is None
+  out = tmp_path / "s.csv"
+  with pytest.raises(Crash):
+    run(out, progress=crash_after(2))
+  meta_path = store.partial_path(str(out)) + ".meta.json"
+  meta = json.load(open(meta_path))
+  for p in PROXIES:
+    for hook in store.HOOK_FIELDS:
+      del meta["settings"]["proxy_settings"][p]["module"][hook]
+  json.dump(meta, open(meta_path, "w"))
+  run(out, resume=True)
+  assert out.read_bytes() == ref.read_bytes()
+  meta["settings"]["proxy_settings"]["l2_norm"]["module"]["gates"] = True
+  assert store.diff_settings(meta["settings"], now) == [
+      "proxy_settings.l2_norm.module.gates: True in the file vs False now"]
+
+
 def test_corrupt_truncated_and_foreign_files_are_reported(tmp_path):
   out, part = _partial_run(tmp_path)
   data = open(part, "rb").read()
