@@ -35,6 +35,15 @@ SHARED = pathlib.Path(os.environ.get("JAXNAS_SHARED_DATA", REPO.parent / "shared
 TINY = dict(C=4, N=1)
 
 
+def experiment_script(name: str):
+  """The module ``experiments/<name>.py`` (the scripts are not a package), loaded from its file."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
 def shared_file(name: str) -> pathlib.Path:
   """Path of a file in ../shared/data; skips the test (with the reason) when it is absent."""
   p = SHARED / name

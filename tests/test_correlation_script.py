@@ -1,21 +1,16 @@
 """experiments/nb201_correlation.py: sharding and merging of score files."""
 
 import csv
-import importlib.util
-import os
 
 import numpy as np
 import pytest
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "nb201_correlation.py")
+from tests.conftest import experiment_script
 
 
 @pytest.fixture(scope="module")
 def script():
-  spec = importlib.util.spec_from_file_location("nb201_correlation", _PATH)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return experiment_script("nb201_correlation")
 
 
 def _write(path, rows):

@@ -2,23 +2,17 @@
 
 import csv
 import json
-import importlib.util
-import os
 
 import pytest
 
-_HERE = os.path.dirname(__file__)
-_PATH = os.path.join(_HERE, os.pardir, "experiments", "space_correlation.py")
-_PARAMS = os.path.join(_HERE, os.pardir, "experiments", "results", "darts_correlation",
-                       "scores_params.csv")
+from tests.conftest import REPO, experiment_script
+
+_PARAMS = REPO / "experiments" / "results" / "darts_correlation" / "scores_params.csv"
 
 
 @pytest.fixture(scope="module")
 def script():
-  spec = importlib.util.spec_from_file_location("space_correlation", _PATH)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return experiment_script("space_correlation")
 
 
 @pytest.fixture(scope="module")
