@@ -12,6 +12,7 @@ import pytest
 
 from jaxnas import _compat
 from jaxnas.errors import JaxnasInputError
+from jaxnas.ntk import per_sample
 from jaxnas.spaces import darts
 from jaxnas.spaces.darts import blocks, layers, operations, topology
 from jaxnas.spaces.params import broadcast_to_leaves
@@ -456,3 +457,64 @@ def test_input_validation():
   ev = darts.model(fixed_arch="DARTS_V2", C=4, L=3)
   with pytest.raises(JaxnasInputError, match="holds its genotype in fixed_arch"):
     ev.init(jax.random.key(0), X, darts.encode("DARTS_V2"))
+
+
+# ------------------------------------------------------------ per-sample routes
+
+
+def test_auto_impl_counts_the_samples_of_a_per_sample_vmap(monkeypatch):
+  """Under a per-sample ``vmap`` a layer sees one sample; ``auto`` chooses by the whole batch."""
+  from jaxnas.spaces import ops
+  x1 = jnp.zeros((1, 8, 8, 4))
+  monkeypatch.setattr(layers, "AUTO_SHIFTED_MIN_SIZE", 4 * x1.size)
+  assert layers.auto_impl(x1) == "lax"
+  with ops.samples_vmapped(4):
+    assert ops.vmapped_samples() == 4
+    assert layers.auto_impl(x1) == "shifted"
+    with ops.samples_vmapped(2):
+      assert layers.auto_impl(x1) == "lax"
+  assert ops.vmapped_samples() == 1
+
+
+def _per_sample_setup(semantics):
+  net = darts.model(C=2, L=2, bn="running" if semantics == "independent" else "batch")
+  a = darts.encode("DARTS_V2")
+  v = net.init(jax.random.key(0), X, a)
+  cot = jax.nn.one_hot(jnp.arange(X.shape[0]) % 10, 10)
+  return lambda p: per_sample.per_sample_grads(
+      lambda p, xb: net.apply({**v, "params": p}, xb, a), p, X, cot, semantics), v["params"]
+
+
+def _spy_on_auto_impl(monkeypatch):
+  """The samples count every depthwise ``auto`` choice is told, as a list that grows."""
+  seen, auto = [], layers.auto_impl
+
+  def spy(x):
+    seen.append(layers.L.vmapped_samples())
+    return auto(x)
+
+  monkeypatch.setattr(layers, "auto_impl", spy)
+  return seen
+
+
+def test_independent_samples_choose_each_depthwise_convolution_by_the_whole_batch(monkeypatch):
+  """The independent-samples route runs the supernet one sample at a time under ``vmap``: every
+  depthwise convolution's ``auto`` choice is told the number of samples."""
+  fn, params = _per_sample_setup("independent")
+  seen = _spy_on_auto_impl(monkeypatch)
+  jax.make_jaxpr(fn)(params)
+  assert seen and set(seen) == {X.shape[0]}
+
+
+def test_per_sample_shares_agree_with_shifted_and_grouped_depthwise(monkeypatch):
+  """HNAS' shares: every depthwise ``auto`` choice is told the number of samples, and the shares
+  are the same with every depthwise convolution shifted (per-sample kernels through
+  its custom JVP under ``vmap``) or grouped lax."""
+  fn, params = _per_sample_setup("shares")
+  seen = _spy_on_auto_impl(monkeypatch)
+  got = []
+  for min_size in (0, 1 << 40):
+    monkeypatch.setattr(layers, "AUTO_SHIFTED_MIN_SIZE", min_size)
+    got.append(jax.jit(fn)(params))
+  assert seen and set(seen) == {X.shape[0]}   # each choice knew the samples
+  chex.assert_trees_all_close(got[0], got[1], rtol=2e-4, atol=1e-5)

@@ -16,8 +16,10 @@ about 5x the time of the batched convolution on this CPU. Since the copies are e
 :func:`conv2d` and :func:`conv2d_nested` do this with ``jax.custom_batching.custom_vmap`` rules
 inside a ``jax.custom_vjp``; :func:`kernel_copies_equal` installs them in
 :mod:`jaxnas.spaces.ops` while a shares trace runs. Outside a ``vmap`` over samples they are the
-plain convolutions. Dilated and grouped convolutions (DARTS' separable and dilated ops) keep the
-plain route (correct, slower). Values equal the plain route up to float32 summation order
+plain convolutions. Dilated and grouped convolutions keep the plain route; on CPU the DARTS
+depthwise convolutions take their shifted form there (elementwise products with per-channel
+weights, which per-sample kernels do not slow down: :func:`jaxnas.spaces.darts.layers.auto_impl`
+counts the samples of the route). Values equal the plain route up to float32 summation order
 (``tests/ntk/test_per_sample.py``).
 
 Valid only where a kernel batched over the samples is a stack of equal copies: the rules read

@@ -102,7 +102,8 @@ def per_sample_grads(apply_fn: Callable, params, x, cotangents, semantics: str =
   if semantics == "independent":
     def one(xi, ci):
       return jax.grad(lambda p: jnp.sum(apply_fn(p, xi[None])[0] * ci))(params)
-    return jax.vmap(one)(x, cotangents)
+    with ops.samples_vmapped(b):
+      return jax.vmap(one)(x, cotangents)
 
   stacked = jax.tree_util.tree_map(lambda p: jnp.broadcast_to(p, (b,) + p.shape), params)
 
@@ -112,10 +113,11 @@ def per_sample_grads(apply_fn: Callable, params, x, cotangents, semantics: str =
     with _batch_statistics_across(SAMPLE_AXIS):
       return jnp.sum(jax.vmap(one, axis_name=SAMPLE_AXIS)(st, x, cotangents))
 
-  if not equal_copies:
-    return jax.grad(total)(stacked)
-  with kernel_copies_equal(b):   # around the transposition too: it batches the backward rules
-    return jax.grad(total)(stacked)
+  with ops.samples_vmapped(b):
+    if not equal_copies:
+      return jax.grad(total)(stacked)
+    with kernel_copies_equal(b):   # around the transposition too: it batches the backward rules
+      return jax.grad(total)(stacked)
 
 
 def gram(grads):
@@ -169,7 +171,8 @@ def jacobian(apply_fn: Callable, params, x, coupled: bool = True):
   """
   if coupled:
     return jax.jacrev(lambda p: apply_fn(p, x))(params)
-  return jax.vmap(lambda xi: jax.jacrev(lambda p: apply_fn(p, xi[None])[0])(params))(x)
+  with ops.samples_vmapped(x.shape[0]):
+    return jax.vmap(lambda xi: jax.jacrev(lambda p: apply_fn(p, xi[None])[0])(params))(x)
 
 
 def jacobian_ntk(apply_fn: Callable, params, x, coupled: bool = True):

@@ -62,6 +62,31 @@ def float32_draws():
     _DRAW_DTYPE.reset(token)
 
 
+_SAMPLES_VMAPPED: contextvars.ContextVar = contextvars.ContextVar("jaxnas_samples_vmapped",
+                                                                  default=1)
+
+
+@contextlib.contextmanager
+def samples_vmapped(n: int):
+  """While tracing inside, the network runs under a ``vmap`` over ``n`` samples, one each.
+
+  The per-sample routes of :mod:`jaxnas.ntk.per_sample` (``'shares'``, ``'independent'``) apply
+  the network to one sample at a time under ``vmap``: a layer then sees ``1/n`` of the batch it
+  really computes. Layers that choose an implementation by size (the DARTS depthwise convolution)
+  multiply what they see by :func:`vmapped_samples`. Trace-time only (Python context).
+  """
+  token = _SAMPLES_VMAPPED.set(int(n))
+  try:
+    yield
+  finally:
+    _SAMPLES_VMAPPED.reset(token)
+
+
+def vmapped_samples() -> int:
+  """The ``n`` of the enclosing :func:`samples_vmapped` (1 outside one)."""
+  return _SAMPLES_VMAPPED.get()
+
+
 def _draws(init):
   """``init(key, shape, dtype)`` that honours :func:`float32_draws`."""
   def wrapped(key, shape, dtype=None):

@@ -146,6 +146,16 @@ def _depthwise_shifted_jvp(stride, padding, dilation, primals, tangents):
 AUTO_SHIFTED_MIN_SIZE = 1 << 15
 
 
+def auto_impl(x) -> str:
+  """``conv_impl='auto'``'s choice for input ``x``: ``'shifted'`` on CPU when the batch holds at
+  least :data:`AUTO_SHIFTED_MIN_SIZE` elements, else ``'lax'``. Under a per-sample ``vmap``
+  (:func:`jaxnas.spaces.ops.samples_vmapped`) the batch is ``x.size`` times the samples: there a
+  grouped lax convolution with per-sample kernels cost HNAS' trace on DARTS 50-100x the shifted
+  form (``experiments/results/bench_darts_per_sample.json``)."""
+  size = x.size * L.vmapped_samples()
+  return "shifted" if jax.default_backend() == "cpu" and size >= AUTO_SHIFTED_MIN_SIZE else "lax"
+
+
 def depthwise_conv(x, kernel, stride: int = 1, padding: int = 0, dilation: int = 1,
                    impl: str = "auto"):
   """Depthwise convolution (``groups = C``), symmetric zero padding as PyTorch's ``padding=p``.
@@ -153,11 +163,10 @@ def depthwise_conv(x, kernel, stride: int = 1, padding: int = 0, dilation: int =
   ``impl``: ``'shifted'`` (:func:`depthwise_shifted`), ``'lax'`` (``conv_general_dilated`` with
   ``feature_group_count=C``) or ``'auto'``: shifted on CPU for inputs of at least
   :data:`AUTO_SHIFTED_MIN_SIZE` elements (XLA:CPU runs grouped convolutions, and their gradients
-  inside loops, 10-20x slower), lax otherwise. Both compute the same function.
+  inside loops, 10-20x slower), lax otherwise (:func:`auto_impl`). Both compute the same function.
   """
   if impl == "auto":
-    impl = "shifted" if (jax.default_backend() == "cpu"
-                         and x.size >= AUTO_SHIFTED_MIN_SIZE) else "lax"
+    impl = auto_impl(x)
   if impl == "shifted":
     return depthwise_shifted(x, kernel.astype(x.dtype), stride, padding, dilation)
   if impl == "lax":
