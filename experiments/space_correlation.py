@@ -189,8 +189,8 @@ def markdown(rows: list) -> str:
 ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
          "grad_norm+snip+plain", "fisher", "jacob_cov", "nwot", "meco", "meco_opt", "epsilon",
          "tenas_regions", "epe_nas", "swap", "zico", "grasp", "nasi", "nasi_gaussian",
-         "nasi_random_labels", "tenas_ntk_cond", "hnas_cond", "hnas_trace")
-#: (On DARTS C=32, L=8 here: nasi 17 s per genotype; hnas_trace 24 s since the per-sample fix.)
+         "nasi_random_labels", "tenas_ntk_cond", "hnas_cond+hnas_trace")
+#: (On DARTS C=32, L=8 here: nasi 17 s per genotype; the HNAS pair 24 s (one kernel, shared).)
 #: The score command's options per space (DARTS: the reference's network size).
 OPTIONS = {"darts": ["--config", "C=32,L=8"], "nb101": []}
 #: The minibatch of the proxies the shared CSV holds reference scores of (a ``naslib_<proxy>``

@@ -22,19 +22,25 @@ sign and size are rounding noise.
 import jax
 import jax.numpy as jnp
 
+from jaxnas.proxies import joint
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import params as P
 
 
 def hnas_kernel(net, variables, batch):
-  """HNAS' ``Theta = G G^T`` ``(B, B)`` from the per-sample shares of the true-class logits."""
+  """HNAS' ``Theta = G G^T`` ``(B, B)`` from the per-sample shares of the true-class logits:
+  computed once per joint pass of ``hnas_trace`` and ``hnas_cond`` (``shares=('hnas_kernel',)``;
+  the per-sample gradients are nearly all of either proxy's cost)."""
   from jaxnas.ntk.per_sample import gram, network_grads
-  cot = jax.nn.one_hot(batch.y, net.module.num_classes, dtype=batch.x.dtype)
-  sel = P.select(variables["params"], P.WEIGHTS_AND_BIASES)
-  return gram(network_grads(net, variables, batch.x, cot, "shares", select=sel))
+
+  def compute():
+    cot = jax.nn.one_hot(batch.y, net.module.num_classes, dtype=batch.x.dtype)
+    sel = P.select(variables["params"], P.WEIGHTS_AND_BIASES)
+    return gram(network_grads(net, variables, batch.x, cot, "shares", select=sel))
+  return joint.shared("hnas_kernel", (net, variables, batch), compute)
 
 
-@register("hnas_trace", needs_labels=True, batch_size=64)
+@register("hnas_trace", needs_labels=True, batch_size=64, shares=("hnas_kernel",))
 def hnas_trace(net, variables, batch, key):
   """HNAS M_trace = sqrt(tr(G G^T) / B), G the per-sample true-class-logit gradients (shares).
 
@@ -45,7 +51,8 @@ def hnas_trace(net, variables, batch, key):
   return jnp.sqrt(jnp.trace(theta) / theta.shape[0])
 
 
-@register("hnas_cond", needs_labels=True, batch_size=64, higher_is_better=False)
+@register("hnas_cond", needs_labels=True, batch_size=64, higher_is_better=False,
+          shares=("hnas_kernel",))
 def hnas_cond(net, variables, batch, key):
   """HNAS condition number lambda_max/lambda_min of G G^T (NaN or lambda_min <= 0 -> 1e5).
 

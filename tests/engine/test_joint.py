@@ -1,5 +1,6 @@
-"""Joint passes: proxies sharing the loss gradient (grad_norm, snip, plain) are grouped, scored in
-one pass that computes the gradient once, equal their scores alone, and resume per member."""
+"""Joint passes: proxies sharing the loss gradient (grad_norm, snip, plain), AZ-NAS' entropies or
+HNAS' kernel are grouped, scored in one pass that computes the shared quantity once, equal their
+scores alone, and resume per member."""
 
 import contextlib
 import json
@@ -18,6 +19,7 @@ from tests.conftest import TINY, tiny_batch_of
 
 FAMILY = ("grad_norm", "snip", "plain")
 AZ = ("az_expressivity", "az_progressivity")
+HNAS = ("hnas_trace", "hnas_cond")
 ARCHS = nb201.from_index(np.arange(3, 15625, 3001))  # 6 architectures
 
 
@@ -58,6 +60,16 @@ def test_az_entropies_are_shared_and_the_components_unchanged():
     np.testing.assert_allclose(together[name], alone, rtol=2e-5, err_msg=name)
 
 
+def test_hnas_kernel_is_shared_and_both_metrics_unchanged():
+  batch = tiny_batch_of(4)
+  assert scoring.group_plan(["hnas_trace", "synflow", "hnas_cond"], batch) == [HNAS, ("synflow",)]
+  together = engine.score("nb201", ARCHS, list(HNAS), batch, config=TINY, chunk_size=4, seed=3)
+  for name in HNAS:
+    alone = engine.score("nb201", ARCHS, [name], batch, config=TINY, chunk_size=4, seed=3)[name]
+    assert np.all(np.isfinite(alone)) and np.ptp(alone) > 0
+    np.testing.assert_allclose(together[name], alone, rtol=2e-4, err_msg=name)
+
+
 def _count(jaxpr, prim: str) -> int:
   """Equations of primitive ``prim`` in ``jaxpr`` and every jaxpr nested in its parameters."""
   n = 0
@@ -80,7 +92,7 @@ def _convs(proxy) -> int:
   return _count(closed.jaxpr, "conv_general_dilated")
 
 
-@pytest.mark.parametrize("group", [FAMILY, AZ])
+@pytest.mark.parametrize("group", [FAMILY, AZ, HNAS])
 def test_a_joint_pass_computes_the_shared_quantity_once(group, monkeypatch):
   first = get_proxy(group[0])
   init = _convs(first._replace(name="init_only", fn=lambda *args: 0.0))   # initialisation's
