@@ -23,22 +23,28 @@ from jaxnas.proxies import _common
 from jaxnas.proxies.registry import register
 
 
+def sq_norm(grads):
+  """``||g||_2^2`` over every leaf of a gradient tree."""
+  return sum(jnp.sum(jnp.square(v)) for v in jax.tree_util.tree_leaves(grads))
+
+
 def sq_grad_norm(net, variables, x, y):
   """``||grad_theta mean_i CE(f(x_i), y_i)||^2`` over all of ``variables['params']``."""
   def loss(p):
     return _common.cross_entropy(_common.apply(net, variables, x, p), y)
-  g = jax.grad(loss)(variables["params"])
-  return sum(jnp.sum(jnp.square(v)) for v in jax.tree_util.tree_leaves(g))
+  return sq_norm(jax.grad(loss)(variables["params"]))
 
 
-@register("nasi", needs_labels=True)
+@register("nasi", needs_labels=True, batch_size=64, shares=("loss_grad",))
 def nasi(net, variables, batch, key):
   """NASI estimate ||mean_batch grad_theta CE||^2 (all params, true labels, train-mode BN).
 
-  Shu et al., ICLR 2022, Eq. 12: the squared norm of the minibatch-mean loss gradient.
+  Shu et al., ICLR 2022, Eq. 12: the squared norm of the minibatch-mean loss gradient, b = 64 (the
+  paper's DARTS setting). The gradient is the zero-cost family's ``dL_CE/dW``, computed once when
+  scored with ``grad_norm``, ``snip`` or ``plain`` (one joint pass).
   """
   del key
-  return sq_grad_norm(net, variables, batch.x, batch.y)
+  return sq_norm(_common.loss_grad(net, variables, batch))
 
 
 @register("nasi_random_labels")

@@ -50,6 +50,17 @@ def test_joint_scores_equal_each_proxy_scored_alone(mode):
   assert np.all(np.abs(together["plain"]) <= together["snip"] * (1 + 1e-6))
 
 
+def test_nasi_joins_the_gradient_family_and_is_unchanged():
+  batch = tiny_batch_of(4)
+  assert scoring.group_plan(["grad_norm", "nasi", "nasi_gaussian"], batch) == [
+      ("grad_norm", "nasi"), ("nasi_gaussian",)]
+  together = engine.score("nb201", ARCHS, ["grad_norm", "nasi"], batch, config=TINY, chunk_size=4,
+                          seed=4)
+  alone = engine.score("nb201", ARCHS, ["nasi"], batch, config=TINY, chunk_size=4, seed=4)["nasi"]
+  assert np.all(np.isfinite(alone)) and np.ptp(alone) > 0
+  np.testing.assert_allclose(together["nasi"], alone, rtol=2e-5)
+
+
 def test_az_entropies_are_shared_and_the_components_unchanged():
   batch = tiny_batch_of(4)
   assert scoring.group_plan(["aznas"], batch) == [AZ, ("az_trainability",), ("az_complexity",)]
