@@ -35,7 +35,7 @@ def sq_grad_norm(net, variables, x, y):
   return sq_norm(jax.grad(loss)(variables["params"]))
 
 
-@register("nasi", needs_labels=True, batch_size=64, shares=("loss_grad",))
+@register("nasi", needs_labels=True, batch_size=64, cpu_eager=True, shares=("loss_grad",))
 def nasi(net, variables, batch, key):
   """NASI estimate ||mean_batch grad_theta CE||^2 (all params, true labels, train-mode BN).
 
@@ -47,7 +47,7 @@ def nasi(net, variables, batch, key):
   return sq_norm(_common.loss_grad(net, variables, batch))
 
 
-@register("nasi_random_labels")
+@register("nasi_random_labels", cpu_eager=True)
 def nasi_random_labels(net, variables, batch, key):
   """NASI estimate with uniformly random labels (label-agnostic NASI, Shu et al. 2022 Table 2).
 
@@ -57,7 +57,7 @@ def nasi_random_labels(net, variables, batch, key):
   return sq_grad_norm(net, variables, batch.x, y)
 
 
-@register("nasi_gaussian", needs_labels=True)
+@register("nasi_gaussian", needs_labels=True, cpu_eager=True)
 def nasi_gaussian(net, variables, batch, key):
   """NASI estimate on N(0, 1) inputs of the batch's shape (data-agnostic NASI, Prop. 2).
 
