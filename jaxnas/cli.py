@@ -51,7 +51,8 @@ def main(argv=None) -> int:
 
   The status is the command's (0 when it returns None); 2 when no command is given (the help is
   printed) or on bad input (one line on stderr); 1 when the system refuses a file operation
-  (permission, disk full: one line naming the file); 130 on Ctrl-C.
+  (permission, disk full: one line naming the file) or when XLA runs out of memory (one line
+  with what to try); 130 on Ctrl-C.
   """
   parser = build_parser()
   try:
@@ -70,6 +71,25 @@ def main(argv=None) -> int:
   except KeyboardInterrupt:
     print("jaxnas: interrupted", file=sys.stderr)
     return 130
+  except RuntimeError as e:
+    if not out_of_memory(e):
+      raise
+    print(f"jaxnas: error: {OUT_OF_MEMORY_HINT} ({str(e).splitlines()[0]})", file=sys.stderr)
+    return 1
+
+
+#: What to try when XLA cannot allocate a buffer (the message :func:`main` prints).
+OUT_OF_MEMORY_HINT = (
+    "out of memory: score fewer architectures at once (--chunk-size), a smaller minibatch "
+    "(--batch-size), or one architecture's discrete network at a time (--mode eager, where the "
+    "space unrolls); rows already written are kept, rerun with --resume")
+
+
+def out_of_memory(e: BaseException) -> bool:
+  """Whether ``e`` is XLA failing to allocate (``JaxRuntimeError``, ``XlaRuntimeError`` before
+  jax 0.4.36, with status ``RESOURCE_EXHAUSTED``)."""
+  return (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+          and str(e).startswith("RESOURCE_EXHAUSTED"))
 
 
 if __name__ == "__main__":

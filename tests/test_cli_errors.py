@@ -482,3 +482,22 @@ def test_os_errors_are_one_line(monkeypatch, capsys):
   monkeypatch.setattr(listing, "run", denied)
   code, _, err = run(["list"], capsys)
   assert code == 1 and err == "jaxnas: error: Permission denied '/root/x.csv'\n"
+
+
+def test_running_out_of_memory_is_one_line_with_what_to_try(monkeypatch, capsys):
+  import jax
+  import jax.numpy as jnp
+  from jaxnas.commands import listing
+
+  def huge(args):   # a real XLA allocation failure (4 TB), not a stand-in exception
+    jax.jit(lambda: jnp.ones((10 ** 12,), jnp.float32))().block_until_ready()
+  monkeypatch.setattr(listing, "run", huge)
+  code, _, err = run(["list"], capsys)
+  assert code == 1 and err.count("\n") == 1
+  assert err.startswith(f"jaxnas: error: {cli.OUT_OF_MEMORY_HINT} (RESOURCE_EXHAUSTED: ")
+
+  def other(args):   # any other runtime error is a bug: its traceback is kept
+    raise RuntimeError("something else")
+  monkeypatch.setattr(listing, "run", other)
+  with pytest.raises(RuntimeError, match="something else"):
+    cli.main(["list"])
