@@ -26,9 +26,13 @@ def hessian_gradient_product(loss_fn, params, masks, method: str = "forward"):
     loss_fn: ``loss_fn(params) -> scalar``.
     params: parameter tree.
     masks: elementwise-broadcastable 0/1 masks over the tree.
-    method: ``'forward'`` (default): forward-over-reverse, the JVP of ``dL/dW`` along ``g``;
+    method: ``'forward'`` (default): forward-over-reverse, ``jax.linearize`` of ``dL/dW`` applied
+      to ``g``: one gradient pass whose every intermediate is kept for the tangent pass;
+      ``'jvp'``: the gradient, then ``jax.jvp`` of ``dL/dW`` along ``g`` (a second gradient pass
+      carrying tangents): one more pass, but only the tangent pass's own residuals are held at
+      once, far less memory on big networks (experiments/bench_grasp_memory.py);
       ``'reverse'``: double backpropagation, the gradient of ``<dL/dW, stop_gradient(g)>`` (the
-      reference's ``autograd.grad(..., create_graph=True)``). Both are ``H g`` exactly (``H`` is
+      reference's ``autograd.grad(..., create_graph=True)``). All are ``H g`` exactly (``H`` is
       symmetric); the forward form compiles to about half the program (NB201: 19k vs 33k HLO lines).
   """
   grad = jax.grad(loss_fn)
@@ -37,6 +41,9 @@ def hessian_gradient_product(loss_fn, params, masks, method: str = "forward"):
     g, lin = jax.linearize(grad, params)
     g = jax.tree_util.tree_map(mul, g, masks)
     return lin(g), g
+  if method == "jvp":
+    g = jax.tree_util.tree_map(mul, grad(params), masks)
+    return jax.jvp(grad, (params,), (g,))[1], g
   if method == "reverse":
     g = jax.lax.stop_gradient(jax.tree_util.tree_map(mul, grad(params), masks))
 
@@ -44,7 +51,15 @@ def hessian_gradient_product(loss_fn, params, masks, method: str = "forward"):
       return P.tree_sum(jax.tree_util.tree_map(lambda a, b: jnp.sum(a * b), grad(p), g))
 
     return jax.grad(inner)(params), g
-  raise unknown("Hessian-vector method", method, ("forward", "reverse"))
+  raise unknown("Hessian-vector method", method, ("forward", "jvp", "reverse"))
+
+
+#: The Hessian-vector route the ``grasp`` proxy takes (:func:`hessian_gradient_product`): ``'jvp'``,
+#: which on the DARTS network at the reference's size (C=32, 8 cells, batch 64) fits where
+#: ``'forward'`` needs over 24 GiB; at C=16, 5 cells, batch 32 it peaks at 2.7 GiB against 4.9
+#: (``'reverse'``: 4.9), and on NB201 at 3.0 against 4.0 GiB for 5-16 % more time
+#: (experiments/bench_grasp_memory.py).
+METHOD = "jvp"
 
 
 def grasp_score(loss_fn, params, masks, method: str = "forward"):
@@ -62,8 +77,8 @@ def grasp(net, variables, batch, key):
   in the reference); PyTorch-default init; the network's BN mode (train-mode batch statistics by
   default). ``g`` is restricted to the weights (the reference differentiates with respect to the
   conv/linear weights only); ``H g`` is computed forward-over-reverse (the JVP of the gradient
-  along ``g``), which equals the reference's double backpropagation of ``<dL/dW, g>`` because the
-  Hessian is symmetric, at half the compile cost (:func:`hessian_gradient_product`).
+  along ``g``, route :data:`METHOD`), which equals the reference's double backpropagation of
+  ``<dL/dW, g>`` because the Hessian is symmetric (:func:`hessian_gradient_product`).
 
   Sign: the reference returns ``-W * Hg`` per weight and sums it; GraSP (Wang et al.) prunes the
   weights with the *largest* ``-W * Hg``, but as an architecture score the reference (and NASLib's
@@ -76,4 +91,4 @@ def grasp(net, variables, batch, key):
   del key
   params = variables["params"]
   return grasp_score(lambda p: _common.loss(net, variables, batch, p), params,
-                     _common.elementwise_masks(net, params))
+                     _common.elementwise_masks(net, params), METHOD)

@@ -1,5 +1,5 @@
 """grasp: H g against central finite differences of the gradient (toy network, float64), forward-
-over-reverse equals double backpropagation, and the NB201 shared build equals the discrete network
+over-reverse (linearize or jvp) equals double backpropagation, and the NB201 shared build equals the discrete network
 scored with the reference's double-backprop formulation."""
 
 import jax
@@ -27,6 +27,7 @@ def test_grasp_hessian_product_matches_finite_differences_on_toy():
     sel = P.select(params, P.WEIGHTS)
     hg, g = jax.jit(lambda p: hessian_gradient_product(loss, p, sel))(params)
     hg_rev, _ = jax.jit(lambda p: hessian_gradient_product(loss, p, sel, "reverse"))(params)
+    hg_jvp, _ = jax.jit(lambda p: hessian_gradient_product(loss, p, sel, "jvp"))(params)
     # central differences of the full gradient along the weights' gradient direction
     grad = jax.jit(jax.grad(loss))
     h = 1e-4
@@ -37,8 +38,9 @@ def test_grasp_hessian_product_matches_finite_differences_on_toy():
   flat_fd, flat_hg = traverse_util.flatten_dict(fd), traverse_util.flatten_dict(hg)
   for k in flat_fd:
     np.testing.assert_allclose(flat_hg[k], flat_fd[k], rtol=1e-5, atol=1e-9, err_msg=str(k))
-  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-14),
-                         hg, hg_rev)
+  for other in (hg_rev, hg_jvp):
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-14),
+                           hg, other)
   # g excludes biases and BN parameters
   assert not np.any(np.asarray(traverse_util.flatten_dict(g)[("classifier", "bias")]))
   w = traverse_util.flatten_dict(params)
@@ -48,7 +50,7 @@ def test_grasp_hessian_product_matches_finite_differences_on_toy():
 
 
 def test_grasp_rejects_unknown_method():
-  with pytest.raises(JaxnasInputError, match="'forward', 'reverse'|forward, reverse"):
+  with pytest.raises(JaxnasInputError, match="'forward', 'jvp', 'reverse'|forward, jvp, reverse"):
     hessian_gradient_product(lambda p: jnp.sum(p["w"] ** 3), {"w": jnp.ones(2)}, {"w": 1.0},
                              method="exact")
 
