@@ -80,7 +80,7 @@ def main():
                                            / np.abs(ref))) for m in ok[1:])
   res["load"] = os.getloadavg()
   out = os.path.join(os.path.dirname(__file__), "results", f"bench_grasp_memory_{a.space}_"
-                     f"{a.config.replace(',', '_').replace('=', '')}_b{a.batch}.json")
+                     f"{(a.config or 'full').replace(',', '_').replace('=', '')}_b{a.batch}.json")
   with open(out, "w") as f:
     json.dump(res, f, indent=1)
   print(json.dumps({k: v for k, v in res.items() if k in ("max_rel_diff", "load")}))

@@ -193,6 +193,10 @@ ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
 #: (On DARTS C=32, L=8 here: nasi 17 s per genotype; the HNAS pair 24 s (one kernel, shared).)
 #: The score command's options per space (DARTS: the reference's network size).
 OPTIONS = {"darts": ["--config", "C=32,L=8"], "nb101": []}
+#: Options for one proxy on one space: grasp on DARTS runs each genotype's discrete network
+#: (``map`` over the supernet's branches keeps every branch's intermediates for the Hessian-vector
+#: product: 66 GB asked for; eager: 10.7 GiB, experiments/bench_grasp_memory.py).
+PROXY_OPTIONS = {("darts", "grasp"): ["--mode", "eager"]}
 #: The minibatch of the proxies the shared CSV holds reference scores of (a ``naslib_<proxy>``
 #: column): NB101's were computed at 32 (methods-spec §13.0 F5), DARTS' at our default 64. Other
 #: proxies keep their own protocol's minibatch (epsinas: 256 images; nwot on NB101 was scored at
@@ -238,6 +242,8 @@ def score_plan(space: str, score_dir: str, csv_path: str, only=None) -> list:
             "--out", os.path.join(score_dir, f"scores_{stem}.csv"), "--resume", "--no-progress",
             "--chunk-size", "8"]
     opts = list(OPTIONS.get(space, []))
+    for p in g:
+      opts += PROXY_OPTIONS.get((space, p), [])
     if space in NASLIB_BATCH and all(f"naslib_{p}" in columns for p in g):
       opts += ["--batch-size", str(NASLIB_BATCH[space])]
     plan.append((stem, argv + opts))
