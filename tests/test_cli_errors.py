@@ -489,8 +489,8 @@ def test_running_out_of_memory_is_one_line_with_what_to_try(monkeypatch, capsys)
   import jax.numpy as jnp
   from jaxnas.commands import listing
 
-  def huge(args):   # a real XLA allocation failure (4 TB), not a stand-in exception
-    jax.jit(lambda: jnp.ones((10 ** 12,), jnp.float32))().block_until_ready()
+  def huge(args):   # a real XLA allocation failure (4 PB: beyond any address space), no stand-in
+    jax.jit(lambda: jnp.ones((10 ** 15,), jnp.float32))().block_until_ready()
   monkeypatch.setattr(listing, "run", huge)
   code, _, err = run(["list"], capsys)
   assert code == 1 and err.count("\n") == 1
