@@ -86,8 +86,8 @@ OUT_OF_MEMORY_HINT = (
 
 
 def out_of_memory(e: BaseException) -> bool:
-  """Whether ``e`` is XLA failing to allocate (``JaxRuntimeError``, ``XlaRuntimeError`` before
-  jax 0.4.36, with status ``RESOURCE_EXHAUSTED``)."""
+  """Whether ``e`` is XLA failing to allocate (``JaxRuntimeError``; ``XlaRuntimeError`` on older
+  jax releases) with status ``RESOURCE_EXHAUSTED``."""
   return (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
           and str(e).startswith("RESOURCE_EXHAUSTED"))
 
