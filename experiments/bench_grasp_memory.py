@@ -9,6 +9,11 @@ memory is per process) on the first genotypes of the NB301 file; the scores must
 
   python experiments/bench_grasp_memory.py [--n 2] [--config C=32,L=8] [--batch 64]
       [--mode eager] [--methods jvp,reverse,forward]
+  python experiments/bench_grasp_memory.py --analysis --mode map --methods forward,jvp
+
+``--analysis``: each route's compiled ``--mode`` program for one genotype, sized by XLA's memory
+analysis (arguments + outputs + temporaries; what mode ``'auto'`` compares with the device's
+memory, :mod:`jaxnas.engine.memory`), compiled but not run.
 
 Results: ``experiments/results/bench_grasp_memory_<space>_<config>_b<batch>.json``.
 """
@@ -39,6 +44,16 @@ def run_method(a):
            _io.select_archs(space, None, None, a.n, 0))
   config = score_cmd.parse_config(a.config or None, space)
   batch = data.minibatch(batch_size=a.batch, seed=0)
+  if a.analysis:   # what mode 'auto' checks: XLA's size of the compiled program, not run
+    import jax
+    from jaxnas.engine import memory, scoring
+    from jaxnas.proxies import get_proxy
+    fn = scoring.make_score_fn(space, get_proxy("grasp"), config, a.mode)
+    t = time.perf_counter()
+    compiled = fn.lower(archs[:1], np.zeros(1, np.int32), batch, jax.random.key(0)).compile()
+    print("RESULT " + json.dumps({"program_gib": memory.program_bytes(compiled) / 2**30,
+                                  "compile_s": time.perf_counter() - t}), flush=True)
+    return
   scores, secs = [], []
   for i in range(a.n):
     t = time.perf_counter()
@@ -60,15 +75,20 @@ def main():
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--mode", default="eager")
   p.add_argument("--methods", default="jvp,reverse,forward")
+  p.add_argument("--analysis", action="store_true", help="compile each route's --mode program "
+                 "(map or vmap) for one architecture and report XLA's memory analysis of it "
+                 "(what mode 'auto' compares with the device's memory); nothing runs")
   p.add_argument("--method", help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.method:
     return run_method(a)
-  res = {"space": a.space, "config": a.config, "batch": a.batch, "n": a.n, "mode": a.mode}
+  res = {"space": a.space, "config": a.config, "batch": a.batch, "n": a.n, "mode": a.mode,
+         "analysis": a.analysis}
   for m in a.methods.split(","):
     r = subprocess.run([sys.executable, __file__, "--space", a.space, "--method", m, "--n", str(a.n), "--config",
                         a.config, "--batch", str(a.batch), "--mode", a.mode, "--archs-file",
-                        a.archs_file], capture_output=True, text=True)
+                        a.archs_file] + (["--analysis"] if a.analysis else []),
+                       capture_output=True, text=True)
     lines = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
     res[m] = (json.loads(lines[-1][len("RESULT "):]) if lines and r.returncode == 0 else
               {"failed": r.returncode, "stderr": r.stderr.strip().splitlines()[-1:]})
@@ -80,7 +100,8 @@ def main():
                                            / np.abs(ref))) for m in ok[1:])
   res["load"] = os.getloadavg()
   out = os.path.join(os.path.dirname(__file__), "results", f"bench_grasp_memory_{a.space}_"
-                     f"{(a.config or 'full').replace(',', '_').replace('=', '')}_b{a.batch}.json")
+                     f"{(a.config or 'full').replace(',', '_').replace('=', '')}_b{a.batch}"
+                     f"{'_analysis_' + a.mode if a.analysis else ''}.json")
   with open(out, "w") as f:
     json.dump(res, f, indent=1)
   print(json.dumps({k: v for k, v in res.items() if k in ("max_rel_diff", "load")}))

@@ -184,3 +184,22 @@ def test_quickstart_default_proxies_are_registered():
   from jaxnas.proxies import get_proxy
   for p in quickstart.DEFAULT_PROXIES.split(","):
     get_proxy(p)
+
+
+def test_score_says_when_auto_runs_eagerly_for_memory(tmp_path, monkeypatch, capsys):
+  """A compiled program larger than the memory the device has: 'auto' scores eagerly and the
+  command says why (and the sidecar records it)."""
+  import json
+
+  from jaxnas.engine import memory, scoring
+  scoring._cached_score_fn.cache_clear()
+  monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
+  out = tmp_path / "s.csv"
+  code, stdout, _ = run(["score", "--space", "nb201", "--proxies", "jacob_cov", "--archs", "0,1",
+                         "--config", "C=4,N=1", "--batch-size", "4", "--resolution", "8",
+                         "--no-progress", "--out", str(out)], capsys)
+  scoring._cached_score_fn.cache_clear()
+  assert code == 0 and "modes: jacob_cov eager" in stdout
+  assert "jacob_cov: map needs" in stdout and "9.31e-10 GiB available: eager" in stdout
+  meta = json.loads((tmp_path / "s.csv.meta.json").read_text())
+  assert meta["run"]["memory"]["jacob_cov"].endswith("available: eager")

@@ -243,6 +243,7 @@ def run(args) -> int:
     _, loaded = store.load(out)
     results = {p: loaded[p][1] for p in proxies}
     modes = meta.get("run", {}).get("modes", {})
+    fit = meta.get("run", {}).get("memory", {})
   else:
     bar = engine.Progress(len(archs) * len(proxies)) if show else None
     results = {}
@@ -255,12 +256,15 @@ def run(args) -> int:
                                   progress=bar))
     if bar is not None:
       bar.close()
-    modes = {}
+    modes, fit = {}, {}
   dt = time.perf_counter() - t0
   print(f"scored {len(archs)} architectures x {len(proxies)} proxies in {dt:.1f} s"
         + (f" -> {out}" if out else ""))
   if modes:
     print("  modes: " + ", ".join(f"{p} {modes[p]}" for p in proxies if p in modes))
+  for p in proxies:   # 'auto' chose eager because the compiled program did not fit: say so
+    if "available: eager" in fit.get(p, ""):
+      print(f"  {p}: {fit[p]}")
   if pooled:
     results.update({p: apply_pooled(p, results) for p in pooled})
     print(f"  pool-relative ({', '.join(pooled)}): over the {len(archs)} architectures of this "

@@ -121,7 +121,9 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
   file holds their per-architecture scores, never the pooled value, which depends on the set
   (apply it to what you read back: :func:`jaxnas.proxies.with_pooled`).
 
-  Returns the sidecar of the finished file (``meta['run']`` holds modes, devices and seconds).
+  Returns the sidecar of the finished file (``meta['run']`` holds modes, devices, seconds and,
+  for ``'auto'``, the compiled program's memory beside the device's:
+  :class:`jaxnas.engine.scoring.FitScoreFn`).
   """
   space = get_space(space)
   archs = scoring.check_archs(space, archs)
@@ -147,6 +149,7 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
   modes, seconds = dict(writer.meta["run"].get("modes", {})), dict(
       writer.meta["run"].get("seconds", {}))
   joint = dict(writer.meta["run"].get("joint", {}))
+  fit = dict(writer.meta["run"].get("memory", {}))   # 'auto': the compiled program's memory
   try:
     for names in scoring.group_plan(proxy_names, batch):
       names = tuple(nm for nm in names if done[nm] < n)
@@ -171,8 +174,11 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
           if start >= hi:
             continue
           modes[name] = info.get("mode")
+          if info.get("memory"):
+            fit[name] = info["memory"]
           seconds[name] = seconds.get(name, 0.0) + dt
-          writer.note(modes=modes, seconds=seconds, devices=info.get("devices"), joint=joint)
+          writer.note(modes=modes, seconds=seconds, devices=info.get("devices"), joint=joint,
+                      **({"memory": fit} if fit else {}))
           writer.append(name, start, hi, store.format_rows(
               ids[start:hi], strs[start:hi], name, vals[start - lo:, j]))
           done[name] = hi

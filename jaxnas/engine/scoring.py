@@ -25,7 +25,9 @@ architectures in one of these ways (``mode``):
   BENCHMARKS.md): ``map`` on CPU (XLA:CPU runs one architecture's chosen ops; the select's 5.6x
   arithmetic costs more than the loop); ``vmap`` on GPU (an H100 is bound by per-iteration
   launch and synchronisation overhead in ``map``: grad_norm 19.7 ms/arch with ``vmap`` vs 33.2
-  with ``map``, nwot 2.2 vs 7.8).
+  with ``map``, nwot 2.2 vs 7.8). On a space that unrolls, a compiled program that XLA's memory
+  analysis says needs more than the device has runs ``eager`` instead (:class:`FitScoreFn`;
+  GraSP through ``linearize`` on the DARTS supernet: 61.7 GiB in ``map``, 10.7 GiB eagerly).
 
 Each architecture's variables are initialised inside the compiled function from
 ``fold_in(key, benchmark_index)``, as float32 draws also for proxies that run in float64
@@ -47,7 +49,7 @@ import numpy as np
 
 from jaxnas._compat import enable_x64, jaxpr_as_fun
 from jaxnas.data import Batch
-from jaxnas.engine import sharding
+from jaxnas.engine import memory, sharding
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.proxies import (Proxy, apply_pooled, check_supported, expand, get_proxy, is_pooled,
                             joint)
@@ -252,15 +254,57 @@ class _AutoScoreFn(ScoreFn):
       big = forward_flops(space, module, archs, batch) >= EAGER_MIN_FLOPS
       if big:
         self.chosen = EagerScoreFn(space, proxy, module, self.info)
-      else:
-        self.chosen = _build_score_fn(space, proxy, cfg, AUTO_NOT_UNROLLED, group, devs)
-      self.info.update(self.chosen.info, mode="eager" if big else AUTO_NOT_UNROLLED,
-                       branches=True)
-    return self.chosen(archs, ids, batch, key)
+        self.info.update(mode="eager", branches=True)
+      else:   # compiled, unless it does not fit
+        self.chosen = FitScoreFn(_build_score_fn(space, proxy, cfg, AUTO_NOT_UNROLLED, group,
+                                                 devs),
+                                 space, proxy, module, devs[0] if devs else jax.devices()[0])
+    out = self.chosen(archs, ids, batch, key)
+    if self.chosen.info is not self.info:
+      self.info.update(self.chosen.info, branches=True)
+    return out
 
   def lower(self, archs, ids, batch, key):
     self(archs, ids, batch, key)
     return self.chosen.lower(archs, ids, batch, key)
+
+
+class FitScoreFn(ScoreFn):
+  """Mode ``'auto'`` on a space that unrolls, one device: the compiled scorer, unless XLA's
+  memory analysis of it (compiled for the first chunk) says it needs more than the device has
+  (:mod:`jaxnas.engine.memory`); then the ``'eager'`` executor, which holds one discrete network
+  at a time. ``info['memory']`` records the comparison either way. Scores do not depend on the
+  choice (executors agree: tests/engine/test_scoring.py)."""
+
+  def __init__(self, compiled: ScoreFn, space, proxy, module, device):
+    super().__init__(None, compiled.info, compiled.multiple)
+    self.compiled, self._args, self.device = compiled, (space, proxy, module), device
+    self.chosen = None
+
+  @property
+  def pads(self):
+    return self.chosen is None or self.chosen.pads
+
+  def _choose(self, archs, ids, batch, key):
+    need = memory.program_bytes(self.compiled.lower(archs, ids, batch, key).compile())
+    have = memory.available_bytes(self.device)
+    if need is not None and have is not None and need > have:
+      self.chosen = EagerScoreFn(*self._args, self.info)
+      self.info.update(mode="eager", memory=f"{self.info['mode']} needs {memory.gib(need)}, "
+                       f"{memory.gib(have)} available: eager")
+    else:
+      self.chosen = self.compiled
+      self.info["memory"] = (f"{self.info['mode']} needs {memory.gib(need)}"
+                             if need is not None else "unknown")
+
+  def __call__(self, archs, ids, batch, key):
+    if self.chosen is None:
+      self._choose(archs, ids, batch, key)
+    return self.chosen(archs, ids, batch, key)
+
+  def lower(self, archs, ids, batch, key):
+    """The compiled scorer's program (the one whose memory is checked), lowered."""
+    return self.compiled.lower(archs, ids, batch, key)
 
 
 def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
@@ -314,7 +358,10 @@ def _build_score_fn(space, proxy, cfg, mode, group, devs) -> ScoreFn:
   hybrid = mode == "hybrid" or (mode == "auto" and AUTO_BRANCHING.get(platform) == "hybrid")
   multiple = n_dev * (group if hybrid else 1)
   if n_dev == 1:
-    return ScoreFn(_jit_on(local, devs), info, multiple)
+    fn = ScoreFn(_jit_on(local, devs), info, multiple)
+    if mode == "auto" and space.unrolls:   # an executor to fall back to when it cannot fit
+      return FitScoreFn(fn, space, proxy, module, devs[0] if devs else jax.devices()[0])
+    return fn
   mesh = sharding.local_mesh(devs)
   a, r = sharding.archs_spec(), sharding.replicated_spec()
   body = sharding.shard_map(local, mesh, in_specs=(a, a, r, r), out_specs=a)

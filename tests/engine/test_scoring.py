@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxnas import engine, spaces
-from jaxnas.engine import scoring
+from jaxnas.engine import memory, scoring
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import Proxy, get_proxy
 from jaxnas.spaces import nb201
@@ -171,6 +171,48 @@ def test_eager_executor_equals_map_and_auto_chooses_it_for_big_networks(monkeypa
   assert info["mode"] == big_mode and info["branches"] is True
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
   scoring._cached_score_fn.cache_clear()
+
+
+def test_auto_runs_eagerly_what_the_compiled_program_cannot_fit(monkeypatch):
+  """'auto' compiles the scorer, compares XLA's memory analysis of it with what the device has,
+  and runs the 'eager' executor (one discrete network at a time) when it does not fit: same
+  scores, the comparison recorded in info['memory']."""
+  proxy = _forward_proxy()
+  monkeypatch.setattr(scoring, "get_proxy", lambda n: proxy)
+  batch, archs = tiny_batch_of(4), ARCHS[:3]
+  want = engine.score("nb201", archs, ["logit_sum"], batch, seed=1, config=TINY,
+                      mode="map")["logit_sum"]
+  for have, mode in ((1, "eager"), (2**40, "map")):
+    scoring._cached_score_fn.cache_clear()
+    monkeypatch.setattr(memory, "available_bytes", lambda device, have=have: have)
+    info = {}
+    got = np.concatenate([v for *_, v in scoring.iter_scores(
+        "nb201", archs, "logit_sum", batch, seed=1, config=TINY, chunk_size=2, report=info)])
+    assert info["mode"] == mode, info
+    assert ("available: eager" in info["memory"]) == (mode == "eager")
+    need = float(info["memory"].split(" needs ")[1].split(" GiB")[0])
+    assert 0 < need < 1   # a tiny network's program: some bytes, well under a GiB
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=mode)
+  scoring._cached_score_fn.cache_clear()
+
+
+def test_memory_figures(tmp_path):
+  """What a compiled program needs (at least its arguments and outputs) and what a device has
+  (an accelerator's limit less what is in use; on CPU Linux's MemAvailable; else unknown)."""
+  x = jnp.ones((256, 256), jnp.float32)
+  need = memory.program_bytes(jax.jit(lambda a: a @ a + 1).lower(x).compile())
+  assert need is None or need >= 2 * x.nbytes
+  info = tmp_path / "meminfo"
+  info.write_text("MemTotal:       24000000 kB\nMemAvailable:    1234 kB\n")
+  cpu = type("D", (), {"platform": "cpu", "memory_stats": lambda self: None})()
+  assert memory.available_bytes(cpu, str(info)) == 1234 * 1024
+  assert memory.available_bytes(cpu, str(tmp_path / "absent")) is None
+  gpu = type("D", (), {"platform": "gpu",
+                       "memory_stats": lambda self: {"bytes_limit": 100, "bytes_in_use": 30}})()
+  assert memory.available_bytes(gpu) == 70
+  bare = type("D", (), {"platform": "tpu", "memory_stats": lambda self: None})()
+  assert memory.available_bytes(bare) is None
+  assert memory.gib(3 * 2**29) == "1.5 GiB"
 
 
 def test_eager_executor_refuses_what_it_cannot_run():
