@@ -15,7 +15,8 @@ memory is per process) on the first genotypes of the NB301 file; the scores must
 analysis (arguments + outputs + temporaries; what mode ``'auto'`` compares with the device's
 memory, :mod:`jaxnas.engine.memory`), compiled but not run.
 
-Results: ``experiments/results/bench_grasp_memory_<space>_<config>_b<batch>.json``.
+Results: ``experiments/results/bench_grasp_memory_<space>_<config>_b<batch>[_analysis][_<mode>].json``
+(no mode suffix for the default ``eager`` runs).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def main():
   res["load"] = os.getloadavg()
   out = os.path.join(os.path.dirname(__file__), "results", f"bench_grasp_memory_{a.space}_"
                      f"{(a.config or 'full').replace(',', '_').replace('=', '')}_b{a.batch}"
-                     f"{'_analysis_' + a.mode if a.analysis else ''}.json")
+                     f"{'_analysis' if a.analysis else ''}"
+                     f"{'' if a.mode == 'eager' and not a.analysis else '_' + a.mode}.json")
   with open(out, "w") as f:
     json.dump(res, f, indent=1)
   print(json.dumps({k: v for k, v in res.items() if k in ("max_rel_diff", "load")}))
