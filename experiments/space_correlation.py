@@ -193,13 +193,14 @@ ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
 #: (On DARTS C=32, L=8 here: nasi 17 s per genotype; the HNAS pair 24 s (one kernel, shared).)
 #: The score command's options per space (DARTS: the reference's network size).
 OPTIONS = {"darts": ["--config", "C=32,L=8"], "nb101": []}
-#: Options for one proxy on one space: grasp on DARTS runs each genotype's discrete network
-#: (``map`` over the supernet's branches keeps every branch's intermediates for the Hessian-vector
-#: product: 66 GB asked for; eager: 10.7 GiB, experiments/bench_grasp_memory.py).
+#: Options for one proxy on one space: grasp on DARTS in ``map`` (its default ``'jvp'`` route:
+#: 28-34 s per genotype at 11.3 GiB peak, against 44 s / 10.7 GiB eagerly; the ``'forward'`` route
+#: asked for 66 GB there; experiments/bench_grasp_memory.py), pinned so that a resumed run uses
+#: the same executor whatever memory is free.
 #: zico on NB101 (2 x 128 images) recomputes each cell in the backward pass (``remat``, same
 #: values): 7.0 GiB peak, so it runs beside another job on 24 GiB (at 2 x 32: 3.5 GiB with it,
 #: 6.4 GiB without; 2 x 128 without it not measured here).
-PROXY_OPTIONS = {("darts", "grasp"): ["--mode", "eager"],
+PROXY_OPTIONS = {("darts", "grasp"): ["--mode", "map"],
                  ("nb101", "zico"): ["--config", "remat=true"]}
 #: The minibatch of the proxies the shared CSV holds reference scores of (a ``naslib_<proxy>``
 #: column): NB101's were computed at 32 (methods-spec §13.0 F5), DARTS' at our default 64. Other
