@@ -60,6 +60,12 @@ def module_settings(space, proxy, config) -> dict:
   return {f: _jsonable(getattr(m, f)) for f in m.__dataclass_fields__ if f not in skip}
 
 
+def computing(config) -> dict:
+  """The configuration items that change what is computed: ``config`` without
+  :data:`store.EXECUTION_FIELDS` (e.g. NB101's ``remat``, kept in the sidecar's ``run``)."""
+  return {k: v for k, v in dict(config or {}).items() if k not in store.EXECUTION_FIELDS}
+
+
 def make_settings(space, archs, proxy_names, batch, *, seed: int = 0,
                   config: Optional[dict] = None, dataset: Optional[str] = None,
                   precision: Optional[str] = None, ids=None, shard: Optional[tuple] = None,
@@ -88,7 +94,7 @@ def make_settings(space, archs, proxy_names, batch, *, seed: int = 0,
   s = {"space": space.name, "proxies": list(proxy_names), "n_archs": int(len(archs)),
        "archs_sha256": _sha(archs, ids), "seed": int(seed), "dataset": dataset,
        "batch_size": batch_size, "resolution": list(first.x.shape[1:3]),
-       "batch_sha256": batch_sha, "config": _jsonable(dict(config or {})),
+       "batch_sha256": batch_sha, "config": _jsonable(computing(config)),
        "precision": precision or "default", "proxy_settings": proxies, "versions": versions(),
        "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}
   if shard is not None:
@@ -134,6 +140,9 @@ def score_to_file(space, archs, proxy_names, batch, out: str, *, seed: int = 0,
                              dataset=dataset, precision=precision, ids=ids)
   import jax
   run = {"chunk_size": int(chunk_size), "mode_requested": mode, "backend": jax.default_backend()}
+  execution = {k: v for k, v in dict(config or {}).items() if k in store.EXECUTION_FIELDS}
+  if execution:
+    run["execution_config"] = _jsonable(execution)
   writer, msg = store.open_output(out, settings, resume=resume, overwrite=overwrite, run=run)
   if msg and log is not None:
     log(msg)

@@ -127,8 +127,10 @@ def _sha256(path: str, nbytes: int) -> str:
 
 #: module fields that choose how a network executes, not what it computes (the ``'eager'``
 #: executor's ``unrolled``; ``relu_probe``, a hook the ReLU-probe proxies set at call time, None
-#: in every recorded configuration): files written before a space gained one still resume
-EXECUTION_FIELDS = ("unrolled", "relu_probe")
+#: in every recorded configuration; NB101's ``remat``, recomputing cells in the backward pass):
+#: files written before a space gained one still resume, and a run with or without it continues
+#: the other's file
+EXECUTION_FIELDS = ("unrolled", "relu_probe", "remat")
 #: module hooks a proxy switches on (fisher's ``gates``, MeCo's and AZ-NAS' ``tap``) and their
 #: value when off: a file written before a space gained the hook reads as the hook off, so it
 #: still resumes; a hook that is on is compared
@@ -136,8 +138,11 @@ HOOK_FIELDS = {"gates": False, "tap": None}
 
 
 def comparable(settings: dict) -> dict:
-  """``settings`` without :data:`EXECUTION_FIELDS`, and with every absent :data:`HOOK_FIELDS`
-  entry off, in each proxy's module configuration."""
+  """``settings`` without :data:`EXECUTION_FIELDS` (in the configuration and in each proxy's
+  module configuration), and with every absent :data:`HOOK_FIELDS` entry off in the latter."""
+  if isinstance(settings.get("config"), dict):
+    settings = dict(settings, config={k: v for k, v in settings["config"].items()
+                                      if k not in EXECUTION_FIELDS})
   ps = settings.get("proxy_settings")
   if not isinstance(ps, dict):
     return settings

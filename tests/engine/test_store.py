@@ -9,7 +9,7 @@ import pytest
 
 from jaxnas import engine
 from jaxnas.commands import _io
-from jaxnas.engine import sharding, store
+from jaxnas.engine import runner, sharding, store
 from jaxnas.spaces import nb201
 from tests.conftest import TINY, tiny_batch_of
 
@@ -107,7 +107,8 @@ def _partial_run(tmp_path, k=3):
 
 def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference):
   """Settings record what a network computes, not how it executes: a file whose module settings
-  carry ``unrolled`` or ``relu_probe`` (written before those fields were left out) or lack them
+  carry ``unrolled``, ``relu_probe`` or ``remat`` (written before those fields were left out, or
+  with recomputation on) or lack them
   (written before a space's network gained them) resumes to the same file, while a real module
   difference is still refused."""
   ref, _ = reference
@@ -116,10 +117,13 @@ def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference)
     run(out, progress=crash_after(2))
   meta_path = store.partial_path(str(out)) + ".meta.json"
   meta = json.load(open(meta_path))
-  assert not {"unrolled", "relu_probe"} & set(meta["settings"]["proxy_settings"]["l2_norm"][
-      "module"])
+  assert not {"unrolled", "relu_probe", "remat"} & set(meta["settings"]["proxy_settings"][
+      "l2_norm"]["module"])
   for p in PROXIES:
-    meta["settings"]["proxy_settings"][p]["module"].update(unrolled=False, relu_probe=None)
+    meta["settings"]["proxy_settings"][p]["module"].update(unrolled=False, relu_probe=None,
+                                                           remat=True)
+  meta["settings"]["config"]["remat"] = True     # as --config remat=true wrote before
+  assert "remat" not in runner.computing({"remat": True, "C": 4})
   json.dump(meta, open(meta_path, "w"))
   assert store.diff_settings(meta["settings"], dict(meta["settings"], seed=1)) == [
       "seed: 0 in the file vs 1 now"]
