@@ -53,7 +53,8 @@ def main():
   rows = json.load(open(OUT)) if os.path.exists(OUT) else []
   key = lambda r: (r["space"], r["proxy"], r["config"], r["batch"], r["mode"])
   rows = [r for r in rows if key(r) != key(row)] + [row]
-  with open(OUT, "w") as f:
+  from jaxnas._files import atomic
+  with atomic(OUT) as f:     # a kill mid-write keeps the previous file
     json.dump(rows, f, indent=1)
 
 
