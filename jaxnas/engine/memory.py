@@ -24,8 +24,8 @@ def program_bytes(compiled) -> Optional[int]:
   and temporaries from XLA's memory analysis; None when the backend gives none."""
   try:
     stats = compiled.memory_analysis()
-  except (NotImplementedError, RuntimeError):
-    return None
+  except (NotImplementedError, RuntimeError):   # a backend without the analysis: unknown, and
+    return None                                  # the caller then assumes nothing
   if stats is None:
     return None
   return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
@@ -37,8 +37,8 @@ def available_bytes(device, meminfo: str = "/proc/meminfo") -> Optional[int]:
   ``MemAvailable``; None when neither is known (then nothing is assumed)."""
   try:
     stats = device.memory_stats()
-  except (NotImplementedError, RuntimeError, AttributeError):
-    stats = None
+  except (NotImplementedError, RuntimeError, AttributeError):   # no allocator statistics (CPU
+    stats = None                                                # clients): read the OS below
   if stats and stats.get("bytes_limit"):
     return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
   if getattr(device, "platform", None) != "cpu":

@@ -230,7 +230,17 @@ def forward_flops(space, module, archs, batch) -> float:
   return float(np.mean(per_image)) * int(batch.x.shape[0])
 
 
-class _AutoScoreFn(ScoreFn):
+class _ChoosingScoreFn(ScoreFn):
+  """A scorer that picks the executor it delegates to on its first call (``chosen``); until
+  then the first chunk is padded as a compiled scorer's would be."""
+  chosen = None
+
+  @property
+  def pads(self):
+    return self.chosen is None or self.chosen.pads
+
+
+class _AutoScoreFn(_ChoosingScoreFn):
   """Mode ``'auto'`` on CPU for a proxy registered ``cpu_eager=True`` (measured faster eagerly:
   the gradient proxies through the network): on the first call, the ``'eager'`` executor when
   the networks are big enough (:data:`EAGER_MIN_FLOPS` forward FLOPs per minibatch), else the
@@ -242,11 +252,6 @@ class _AutoScoreFn(ScoreFn):
   def __init__(self, space, proxy, module, cfg, group, devs, info: dict):
     super().__init__(None, info, 1)
     self._args = (space, proxy, module, cfg, group, devs)
-    self.chosen = None
-
-  @property
-  def pads(self):
-    return self.chosen is None or self.chosen.pads
 
   def __call__(self, archs, ids, batch, key):
     if self.chosen is None:
@@ -269,7 +274,7 @@ class _AutoScoreFn(ScoreFn):
     return self.chosen.lower(archs, ids, batch, key)
 
 
-class FitScoreFn(ScoreFn):
+class FitScoreFn(_ChoosingScoreFn):
   """Mode ``'auto'`` on a space that unrolls, one device: the compiled scorer, unless XLA's
   memory analysis of it (compiled for the first chunk) says it needs more than the device has
   (:mod:`jaxnas.engine.memory`); then the ``'eager'`` executor, which holds one discrete network
@@ -279,11 +284,6 @@ class FitScoreFn(ScoreFn):
   def __init__(self, compiled: ScoreFn, space, proxy, module, device):
     super().__init__(None, compiled.info, compiled.multiple)
     self.compiled, self._args, self.device = compiled, (space, proxy, module), device
-    self.chosen = None
-
-  @property
-  def pads(self):
-    return self.chosen is None or self.chosen.pads
 
   def _choose(self, archs, ids, batch, key):
     need = memory.program_bytes(self.compiled.lower(archs, ids, batch, key).compile())
