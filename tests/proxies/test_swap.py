@@ -118,3 +118,25 @@ def test_regularised_swap(monkeypatch):
   proxy = swap.register_swap_reg(theta, 2.0, name="swap_reg_test")
   assert proxy.name == "swap_reg_test" and not proxy.needs_variables
   assert "exp(-(Theta" in proxy.doc
+
+
+def test_unrolled_repeats_compiled_once_equal_op_by_op(monkeypatch):
+  """On a concrete unrolled network the 32 re-initialisations run as one program compiled per
+  architecture (``COMPILE_ROWS``): the same score as op by op and as the traced network."""
+  space = spaces.get_space("nb201")
+  module = engine.scoring.module_for(space, get_proxy("swap"), dict(TINY, unrolled=True))
+  a = nb201.from_index(9930)
+  net = spaces.Network(space, module, a)
+  assert net.unrolled
+  x, key = tiny_batch_of(16).x, jax.random.key(7)
+  traces = []
+  real = swap.swap_count
+  monkeypatch.setattr(swap, "swap_count", lambda *args: traces.append(1) or real(*args))
+  compiled = np.asarray(swap.swap_repeats(net, x, key))
+  assert len(traces) == 1                   # traced once, run for every repeat
+  monkeypatch.setattr(swap, "COMPILE_ROWS", False)
+  op_by_op = np.asarray(swap.swap_repeats(net, x, key))
+  assert len(traces) == 1 + swap.REPEATS
+  np.testing.assert_array_equal(compiled, op_by_op)
+  traced = jax.jit(lambda k: swap.swap_repeats(net._replace(arch=jnp.asarray(a)), x, k))(key)
+  np.testing.assert_array_equal(compiled, np.asarray(traced))
