@@ -59,3 +59,24 @@ def test_the_scoring_plan_skips_complete_proxies_and_uses_the_references_batch(s
   assert "--resume" in joint
   darts = script.score_plan("darts", str(tmp_path), str(ref), only={"snip"})
   assert darts[0][1][-2:] == ["--config", "C=32,L=8"] and "--batch-size" not in darts[0][1]
+
+
+def test_scoring_processes_share_a_compilation_cache(script, monkeypatch, tmp_path):
+  """Each `jaxnas score` process gets the persistent compilation cache folder, unless the
+  environment names one or the caller asks for none."""
+  import subprocess
+  seen = []
+
+  class Done:
+    returncode = 0
+
+  monkeypatch.setattr(subprocess, "run", lambda argv, env: seen.append(env) or Done())
+  monkeypatch.delenv("JAXNAS_COMPILATION_CACHE", raising=False)
+  plan = [("a", ["score", "--proxies", "a"]), ("b", ["score", "--proxies", "b"])]
+  assert script.run_plan(plan, cache=str(tmp_path)) == 0
+  assert [e["JAXNAS_COMPILATION_CACHE"] for e in seen] == [str(tmp_path)] * 2
+  assert script.run_plan(plan[:1], cache=None) == 0
+  assert "JAXNAS_COMPILATION_CACHE" not in seen[-1]
+  monkeypatch.setenv("JAXNAS_COMPILATION_CACHE", "/elsewhere")
+  assert script.run_plan(plan[:1], cache=str(tmp_path)) == 0
+  assert seen[-1]["JAXNAS_COMPILATION_CACHE"] == "/elsewhere"
