@@ -163,6 +163,50 @@ def network_grads(net, variables, x, cotangents, semantics: str = "rows", select
   return per_sample_grads(apply_fn, chosen, x, cotangents, semantics, equal_copies)
 
 
+#: Largest per-sample gradient block (samples x parameters, float32 bytes) :func:`network_gram`
+#: forms at once. NB201 (64 x 1.7M: 0.4 GiB) and the DARTS supernet at C=32, 8 cells (1.6 GiB) take
+#: one pass; NB101's 57M-entry shared layout (13.6 GiB at B = 64) takes several.
+GRAM_BYTES = 3 * 2**30
+
+
+def leaf_groups(params, select, n_samples: int, max_bytes: int = GRAM_BYTES) -> list:
+  """Selections (trees of bools like ``select``) whose selected leaves hold at most ``max_bytes``
+  of per-sample gradients each (``n_samples`` rows; a larger single leaf is a group of its own),
+  consecutive in tree order; together they select exactly what ``select`` does."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  chosen = jax.tree_util.tree_leaves(select)
+  groups, current, used = [], [], 0
+  for i, (leaf, keep) in enumerate(zip(leaves, chosen)):
+    if not keep:
+      continue
+    size = n_samples * leaf.size * jnp.dtype(leaf.dtype).itemsize
+    if current and used + size > max_bytes:
+      groups.append(current)
+      current, used = [], 0
+    current.append(i)
+    used += size
+  if current:
+    groups.append(current)
+  return [jax.tree_util.tree_unflatten(treedef, [i in set(g) for i in range(len(leaves))])
+          for g in groups]
+
+
+def network_gram(net, variables, x, cotangents, semantics: str = "rows", select=None,
+                 max_bytes: int = GRAM_BYTES):
+  """``G G^T`` ``(B, B)`` of :func:`network_grads` without holding all of ``G``: the selected
+  leaves are split into groups of at most ``max_bytes`` of per-sample gradients
+  (:func:`leaf_groups`), and ``sum over groups of G_g G_g^T`` is taken with one gradient pass per
+  group (exact: the Gram matrix is a sum over parameters). One group (one pass) when it fits."""
+  params = variables["params"]
+  if select is None:
+    select = jax.tree_util.tree_map(lambda _: True, params)
+  groups = leaf_groups(params, select, x.shape[0], max_bytes)
+  if not groups:
+    raise JaxnasInputError("the parameter selection is empty")
+  return sum(gram(network_grads(net, variables, x, cotangents, semantics, select=g))
+             for g in groups)
+
+
 def jacobian(apply_fn: Callable, params, x, coupled: bool = True):
   """Per-sample Jacobians of all outputs: pytree like ``params`` with leading ``(B, K)`` axes.
 

@@ -30,13 +30,14 @@ from jaxnas.spaces import params as P
 def hnas_kernel(net, variables, batch):
   """HNAS' ``Theta = G G^T`` ``(B, B)`` from the per-sample shares of the true-class logits:
   computed once per joint pass of ``hnas_trace`` and ``hnas_cond`` (``shares=('hnas_kernel',)``;
-  the per-sample gradients are nearly all of either proxy's cost)."""
-  from jaxnas.ntk.per_sample import gram, network_grads
+  the per-sample gradients are nearly all of either proxy's cost), in groups of parameters when
+  all of ``G`` would not fit (:func:`jaxnas.ntk.per_sample.network_gram`: NB101)."""
+  from jaxnas.ntk.per_sample import network_gram
 
   def compute():
     cot = jax.nn.one_hot(batch.y, net.module.num_classes, dtype=batch.x.dtype)
     sel = P.select(variables["params"], P.WEIGHTS_AND_BIASES)
-    return gram(network_grads(net, variables, batch.x, cot, "shares", select=sel))
+    return network_gram(net, variables, batch.x, cot, "shares", select=sel)
   return joint.shared("hnas_kernel", (net, variables, batch), compute)
 
 

@@ -13,8 +13,14 @@ ICLR 2021; code VITA-Group/TENAS ``lib/procedures/{ntk,linear_region_counter}.py
 backward passes of ``sum_c f_c(x_i)`` through the same batched graph, i.e. ``G`` is the Jacobian of
 the batched map ``theta -> (sum_c f_c(x_i))_i``. We compute it exactly that way: one forward pass,
 then the pullback of the batched map applied to the B basis vectors (``jax.jacrev`` row by row,
-in chunks of :data:`NTK_CHUNK` rows, so memory stays bounded at full size). Parameters of unused
-operations have zero gradient and do not contribute. TE-NAS uses one batch of 72 images on NB201
+in chunks of :data:`NTK_CHUNK` rows). When ``G`` (B rows of the selected parameters) would exceed
+:data:`GRAM_BYTES`, it is never formed: column ``j`` of ``Theta`` is ``J (J^T e_j)``, the pullback
+of ``e_j`` pushed forward through the linearised network (``jax.linearize``), :data:`NTK_CHUNK`
+columns at a time (the same kernel to float32 rounding, for one more linearised forward pass per
+column; NB101's shared layout holds 57M weights, a 15 GiB ``G`` at B = 72: one NB101 cell then
+peaks at 15.3 GiB and takes ~19 min on this CPU, B = 72 reverse passes through the batched network
+being TE-NAS' definition). Parameters of unused operations have zero gradient and do not
+contribute. TE-NAS uses one batch of 72 images on NB201
 (``prune_launch.py``) and PyTorch's default initialisation (its Kaiming re-initialisation is never
 applied, methods-spec §7.3): the caller's variables. The reference maps a NaN ratio (all-zero
 gradients, e.g. a cell of ``none`` edges) to 1e5; we also map a non-positive smallest eigenvalue
@@ -43,6 +49,7 @@ import jax.numpy as jnp
 
 from jaxnas._loops import map_rows
 from jaxnas.errors import JaxnasInputError
+from jaxnas.ntk.empirical import merge_params, split_params
 from jaxnas.proxies.registry import register
 from jaxnas.spaces import params as P
 from jaxnas.spaces import sum_probes
@@ -51,6 +58,10 @@ from jaxnas.spaces import sum_probes
 NTK_BATCH_SIZE = 72
 #: Rows of the Jacobian computed together (vmapped) in one step of the row loop.
 NTK_CHUNK = 8
+#: Largest Jacobian ``G`` (rows x selected parameters, float32 bytes) formed whole; a larger one
+#: (NB101: 15 GiB) is replaced by NTK-vector products (:func:`logit_sum_ntk`). NB201 (0.45 GiB at
+#: B = 72) and the DARTS supernet at C=32, 8 cells (1.8 GiB) form ``G``.
+GRAM_BYTES = 4 * 2**30
 #: Condition number reported when Theta is singular or its ratio is NaN (reference: NaN -> 1e5).
 ILL_CONDITIONED = 1e5
 #: Number of crops for the linear-region count, and their size.
@@ -101,6 +112,36 @@ def condition_number(theta):
   return jnp.where(ok & jnp.isfinite(kappa), kappa, ILL_CONDITIONED)
 
 
+def logit_sum_ntk(net, variables, x, kinds=P.TORCH_WEIGHTS, chunk: int = NTK_CHUNK,
+                  max_bytes: int = GRAM_BYTES):
+  """``Theta = G G^T`` ``(B, B)`` of :func:`logit_sum_jacobian`'s rows over the parameters of
+  ``kinds``: from ``G`` when it holds at most ``max_bytes``, else column by column as ``J (J^T
+  e_j)`` (one pullback and one linearised forward pass per column, ``chunk`` columns vmapped)
+  without forming ``G``. The route depends only on shapes, never on the executor."""
+  params = variables["params"]
+  sel = P.select(params, kinds)
+  if not any(jax.tree_util.tree_leaves(sel)):
+    raise JaxnasInputError(f"no parameters of the roles {kinds} in the network")
+  chosen, rest = split_params(params, sel)
+  b = x.shape[0]
+  size = sum(a.size * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(chosen))
+  if b * size <= max_bytes:
+    return ntk_gram(logit_sum_jacobian(net, variables, x, chunk), kinds)
+
+  def f(p):
+    return jnp.sum(net.apply({**variables, "params": merge_params(p, rest)}, x), axis=-1)
+
+  y, pullback = jax.vjp(f, chosen)
+  _, push = jax.linearize(f, chosen)
+  k = max(1, min(chunk, b))
+  n_chunks = -(-b // k)
+  eye = jnp.eye(n_chunks * k, b, dtype=y.dtype).reshape(n_chunks, k, b)
+  cols = map_rows(lambda e: jax.vmap(lambda ei: push(pullback(ei)[0]))(e), eye,
+                  getattr(net, "unrolled", False))
+  theta = cols.reshape(n_chunks * k, b)[:b]       # row j = Theta e_j
+  return (theta + theta.T) / 2
+
+
 @register("tenas_ntk_cond", higher_is_better=False, batch_size=NTK_BATCH_SIZE)
 def tenas_ntk_cond(net, variables, batch, key):
   """TE-NAS NTK condition number lambda_max/lambda_min of Theta = G G^T (Chen et al. 2021).
@@ -110,7 +151,7 @@ def tenas_ntk_cond(net, variables, batch, key):
   singular Theta -> 1e5 (TE-NAS ``get_ntk_n``).
   """
   del key
-  return condition_number(ntk_gram(logit_sum_jacobian(net, variables, batch.x)))
+  return condition_number(logit_sum_ntk(net, variables, batch.x))
 
 
 # ------------------------------------------------------------------------- linear regions

@@ -101,8 +101,8 @@ def _indicators(space, ntk_mod, reg_mod, region_samples: int, ntk_chunk: int):
 
     def one(mask):
       a = mixture(mask)
-      kappa = T.condition_number(T.ntk_gram(T.logit_sum_jacobian(
-          Network(space, ntk_mod, a), v_ntk, images, chunk=ntk_chunk)))
+      kappa = T.condition_number(T.logit_sum_ntk(Network(space, ntk_mod, a), v_ntk, images,
+                                                 chunk=ntk_chunk))
       return kappa, T.region_count(Network(space, reg_mod, a), v_reg, crops)
 
     return jax.lax.map(one, masks)

@@ -195,3 +195,34 @@ def test_equal_copies_shortcut_stays_inside_its_trace():
 def _CONV(x, k):
   return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def test_gram_in_groups_of_leaves_equals_one_pass():
+  """network_gram with a budget that forces one group per few leaves: the same kernel as the Gram
+  of all per-sample gradients at once, and the groups partition the selection."""
+  batch = tiny_batch_of(6)
+  cot = jax.nn.one_hot(batch.y, 10)
+  net = spaces.Network(spaces.get_space("nb201"),
+                       NB201Net(**TINY, bn="batch", fixed_arch=(3, 1, 2, 4, 3, 1)), None)
+  v = jax.jit(net.init)(jax.random.key(0), batch.x)
+  sel = P.select(v["params"], P.WEIGHTS_AND_BIASES)
+  sizes = [a.size * 4 * 6 for a, s in zip(jax.tree_util.tree_leaves(v["params"]),
+                                          jax.tree_util.tree_leaves(sel)) if s]
+  budget = max(sizes) + 1
+  groups = per_sample.leaf_groups(v["params"], sel, 6, budget)
+  assert 1 < len(groups) < len(sizes)
+  picked = np.sum([jax.tree_util.tree_leaves(g) for g in groups], axis=0)
+  np.testing.assert_array_equal(picked, np.asarray(jax.tree_util.tree_leaves(sel), int))
+  for g in groups:
+    assert sum(a.size * 4 * 6 for a, s in zip(jax.tree_util.tree_leaves(v["params"]),
+                                              jax.tree_util.tree_leaves(g)) if s) <= budget
+  one = jax.jit(lambda v: per_sample.gram(per_sample.network_grads(net, v, batch.x, cot, "shares",
+                                                                   select=sel)))(v)
+  grouped = jax.jit(lambda v: per_sample.network_gram(net, v, batch.x, cot, "shares", select=sel,
+                                                      max_bytes=budget))(v)
+  np.testing.assert_allclose(grouped, one, rtol=1e-5, atol=1e-6 * float(jnp.max(one)))
+  assert per_sample.leaf_groups(v["params"], sel, 6, 0) and len(
+      per_sample.leaf_groups(v["params"], sel, 6, 0)) == len(sizes)   # one leaf per group
+  with pytest.raises(JaxnasInputError, match="selection is empty"):
+    per_sample.network_gram(net, v, batch.x, cot, "shares",
+                            select=jax.tree_util.tree_map(lambda _: False, v["params"]))

@@ -99,3 +99,28 @@ def test_region_count_equals_distinct_patterns_of_discrete_network():
   assert 1 <= distinct <= tenas.REGION_SAMPLES
   with pytest.raises(JaxnasInputError, match="4x4"):
     tenas.random_crops(b.x[:, :2, :2], key)
+
+
+def test_kernel_without_the_jacobian_equals_the_gram_of_its_rows():
+  """Beyond GRAM_BYTES, Theta = J (J^T e_j) column by column (never forming G): the same kernel
+  as G G^T, traced and on the unrolled network of a concrete architecture (the eager executor),
+  with a chunk that does not divide the batch."""
+  b = tiny_batch_of(6)
+  a = nb201.from_index(9930)
+  net = spaces.network("nb201", a, **TINY)
+  v = jax.jit(net.init)(jax.random.key(1), b.x)
+  gram = jax.jit(lambda v, x, a: tenas.logit_sum_ntk(net._replace(arch=a), v, x, chunk=4))
+  products = jax.jit(lambda v, x, a: tenas.logit_sum_ntk(net._replace(arch=a), v, x, chunk=4,
+                                                         max_bytes=0))
+  ref = np.asarray(gram(v, b.x, a))
+  got = np.asarray(products(v, b.x, a))
+  np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
+  np.testing.assert_array_equal(got, got.T)
+  unrolled = spaces.network("nb201", a, **dict(TINY, unrolled=True))
+  eager = np.asarray(tenas.logit_sum_ntk(unrolled, v, b.x, chunk=4, max_bytes=0))
+  np.testing.assert_allclose(eager, ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
+  ev = np.linalg.eigvalsh(np.asarray(ref, np.float64))
+  np.testing.assert_allclose(float(tenas.condition_number(jnp.asarray(got))), ev[-1] / ev[0],
+                             rtol=2e-2)
+  with pytest.raises(JaxnasInputError, match="no parameters of the roles"):
+    tenas.logit_sum_ntk(net, v, b.x, kinds=())
