@@ -191,7 +191,9 @@ ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
          "grad_norm+snip+plain", "fisher", "jacob_cov", "nwot", "meco", "meco_opt", "epsilon",
          "tenas_regions", "epe_nas", "swap", "zico", "grasp", "nasi", "nasi_gaussian",
          "nasi_random_labels", "tenas_ntk_cond", "hnas_cond+hnas_trace")
-#: (On DARTS C=32, L=8 here: nasi 17 s per genotype; the HNAS pair 24 s (one kernel, shared).)
+#: (On DARTS C=32, L=8 here: nasi 17 s per genotype; the HNAS pair 24 s (one kernel, shared).
+#: On NB101: the HNAS pair 72 s per cell at 14.5 GiB (its kernel in 8 groups of parameters);
+#: tenas_ntk_cond ~19 min per cell (72 reverse passes of the batch): ~95 CPU-hours, last.)
 #: The score command's options per space (DARTS: the reference's network size).
 OPTIONS = {"darts": ["--config", "C=32,L=8"], "nb101": []}
 #: Options for one proxy on one space: grasp on DARTS in ``map`` (its default ``'jvp'`` route:
