@@ -83,12 +83,17 @@ def logit_sum_jacobian(net, variables, x, chunk: int = NTK_CHUNK):
 
   y, pullback = jax.vjp(f, variables["params"])
   b = y.shape[0]
+  rows = map_rows(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), _basis(b, chunk, y.dtype),
+                  getattr(net, "unrolled", False))
+  return jax.tree_util.tree_map(lambda r: r.reshape((-1,) + r.shape[2:])[:b], rows)
+
+
+def _basis(b: int, chunk: int, dtype):
+  """The ``b`` basis vectors in chunks ``(n_chunks, k, b)``, ``k = min(chunk, b)``; the last chunk
+  padded with zero vectors."""
   k = max(1, min(chunk, b))
   n_chunks = -(-b // k)
-  eye = jnp.eye(n_chunks * k, b, dtype=y.dtype).reshape(n_chunks, k, b)
-  rows = map_rows(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), eye,
-                  getattr(net, "unrolled", False))
-  return jax.tree_util.tree_map(lambda r: r.reshape((n_chunks * k,) + r.shape[2:])[:b], rows)
+  return jnp.eye(n_chunks * k, b, dtype=dtype).reshape(n_chunks, k, b)
 
 
 def ntk_gram(rows, kinds=P.TORCH_WEIGHTS):
@@ -133,12 +138,9 @@ def logit_sum_ntk(net, variables, x, kinds=P.TORCH_WEIGHTS, chunk: int = NTK_CHU
 
   y, pullback = jax.vjp(f, chosen)
   _, push = jax.linearize(f, chosen)
-  k = max(1, min(chunk, b))
-  n_chunks = -(-b // k)
-  eye = jnp.eye(n_chunks * k, b, dtype=y.dtype).reshape(n_chunks, k, b)
-  cols = map_rows(lambda e: jax.vmap(lambda ei: push(pullback(ei)[0]))(e), eye,
-                  getattr(net, "unrolled", False))
-  theta = cols.reshape(n_chunks * k, b)[:b]       # row j = Theta e_j
+  cols = map_rows(lambda e: jax.vmap(lambda ei: push(pullback(ei)[0]))(e),
+                  _basis(b, chunk, y.dtype), getattr(net, "unrolled", False))
+  theta = cols.reshape(-1, b)[:b]       # row j = Theta e_j
   return (theta + theta.T) / 2
 
 
