@@ -21,8 +21,9 @@ def map_rows(f, xs, python: bool, compile_rows: bool = False):
   ``compile_rows`` (Python loop only): ``f`` is compiled once, for the concrete network it closes
   over, and the compiled program runs every row. For many rows of a costly ``f`` this beats running
   it op by op, whose per-operation dispatch is paid again on every row: SWAP's 32
-  re-initialisations of the unrolled NB101 network take 37 s per architecture this way against
-  93 s op by op, of the DARTS supernet 30 s against 47 s (``experiments/bench_swap_rows.py``).
+  re-initialisations of the unrolled NB101 network take 43 s per architecture this way against
+  74 s op by op; on the DARTS supernet, whose unrolled program takes 22-28 s to compile, both
+  take 31 s (``experiments/bench_swap_rows.py``).
   """
   if not python:
     return jax.lax.map(f, xs)

@@ -187,8 +187,8 @@ def leaf_groups(params, select, n_samples: int, max_bytes: int = GRAM_BYTES) -> 
     used += size
   if current:
     groups.append(current)
-  return [jax.tree_util.tree_unflatten(treedef, [i in set(g) for i in range(len(leaves))])
-          for g in groups]
+  return [jax.tree_util.tree_unflatten(treedef, [i in g for i in range(len(leaves))])
+          for g in map(set, groups)]
 
 
 def network_gram(net, variables, x, cotangents, semantics: str = "rows", select=None,
