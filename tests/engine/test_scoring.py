@@ -212,6 +212,17 @@ def test_memory_figures(tmp_path):
   assert memory.available_bytes(gpu) == 70
   bare = type("D", (), {"platform": "tpu", "memory_stats": lambda self: None})()
   assert memory.available_bytes(bare) is None
+
+  def refuse(self):
+    raise NotImplementedError("no statistics")
+  # a client without allocator statistics: CPU falls back to the OS, an accelerator is unknown
+  silent_cpu = type("D", (), {"platform": "cpu", "memory_stats": refuse})()
+  assert memory.available_bytes(silent_cpu, str(info)) == 1234 * 1024
+  assert memory.available_bytes(type("D", (), {"platform": "gpu", "memory_stats": refuse})()) is None
+  assert memory.available_bytes(object(), str(info)) is None      # no memory_stats, no platform
+  no_analysis = type("C", (), {"memory_analysis": lambda self: (_ for _ in ()).throw(
+      RuntimeError("unsupported"))})()
+  assert memory.program_bytes(no_analysis) is None
   assert memory.gib(3 * 2**29) == "1.5 GiB"
 
 
