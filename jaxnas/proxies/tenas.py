@@ -20,12 +20,16 @@ columns at a time (the same kernel to float32 rounding, for one more linearised 
 column; NB101's shared layout holds 57M weights, a 15 GiB ``G`` at B = 72: one NB101 cell then
 peaks at 15.3 GiB and takes ~19 min on this CPU, B = 72 reverse passes through the batched network
 being TE-NAS' definition). Parameters of unused operations have zero gradient and do not
-contribute. TE-NAS uses one batch of 72 images on NB201
-(``prune_launch.py``) and PyTorch's default initialisation (its Kaiming re-initialisation is never
-applied, methods-spec §7.3): the caller's variables. The reference maps a NaN ratio (all-zero
-gradients, e.g. a cell of ``none`` edges) to 1e5; we also map a non-positive smallest eigenvalue
-(singular Theta, whose ratio is infinite or of the wrong sign from round-off) to the same
-:data:`ILL_CONDITIONED` = 1e5.
+contribute. On CPU ``mode='auto'`` scores it with the ``'eager'`` executor (``cpu_eager``): each
+of the B pullbacks through the scanned ``map`` program recomputes every rematerialised cell and
+edge, while the discrete network keeps its residuals once; at full NB201 size eager measured
+4.6x faster (129 against 595 s per architecture under load, equal scores to 2e-5;
+``experiments/bench_executors.py --proxies tenas_ntk_cond``). TE-NAS uses one batch of 72
+images on NB201 (``prune_launch.py``) and PyTorch's default initialisation (its Kaiming
+re-initialisation is never applied, methods-spec §7.3): the caller's variables. The reference
+maps a NaN ratio (all-zero gradients, e.g. a cell of ``none`` edges) to 1e5; we also map a
+non-positive smallest eigenvalue (singular Theta, whose ratio is infinite or of the wrong sign
+from round-off) to the same :data:`ILL_CONDITIONED` = 1e5.
 
 **Linear regions** (``tenas_regions``, higher is better): the number of distinct ReLU activation
 patterns ``(1[relu input > 0] over every unit of every ReLU)`` over a set of inputs. TE-NAS counts
@@ -144,7 +148,8 @@ def logit_sum_ntk(net, variables, x, kinds=P.TORCH_WEIGHTS, chunk: int = NTK_CHU
   return (theta + theta.T) / 2
 
 
-@register("tenas_ntk_cond", higher_is_better=False, batch_size=NTK_BATCH_SIZE)
+@register("tenas_ntk_cond", higher_is_better=False, batch_size=NTK_BATCH_SIZE,
+          cpu_eager=True)
 def tenas_ntk_cond(net, variables, batch, key):
   """TE-NAS NTK condition number lambda_max/lambda_min of Theta = G G^T (Chen et al. 2021).
 
