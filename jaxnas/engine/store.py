@@ -18,7 +18,9 @@ minibatch's hash, batch size, seed, per-proxy dtype and module configuration inc
 matmul precision, library versions); resuming with other settings, or a file whose checksum, length
 or rows disagree with its sidecar, raises :class:`OutputError` naming what differs. Nothing is ever
 silently merged, and an existing ``OUT`` (or sidecar) is replaced only with ``overwrite``, when the
-new run is complete.
+new run is complete. If another program replaces or removes ``OUT.partial`` under a running job
+(``git stash`` of a tracked results file does), the next chunk stops the run instead of writing
+to the unlinked file, and the committed rows are saved as ``OUT.partial.recovered``.
 
 Row order: every proxy's rows are its architectures in the given order. A complete ``OUT`` is
 proxy-major (all of the first proxy's rows, then the next proxy's), so a resumed, sharded or
@@ -417,6 +419,7 @@ class ScoreWriter:
     if state["done"].get(proxy, 0) != lo:
       raise ValueError(f"chunk {lo}:{hi} of {proxy} does not continue the committed "
                        f"{state['done'].get(proxy, 0)} architectures")
+    self._check_still_ours()
     view = memoryview(data)
     while view:
       n = os.write(self._fd, view)
@@ -429,6 +432,33 @@ class ScoreWriter:
     state["done"][proxy] = hi
     self.meta["run"]["updated"] = _now()
     write_json_atomic(meta_path(self.path), self.meta)
+
+  def _check_still_ours(self) -> None:
+    """Raises :class:`OutputError` when ``OUT.partial`` no longer names the file this run writes
+    (another program replaced or removed it, e.g. ``git stash`` or ``git checkout`` of a tracked
+    results file): later chunks would go to a file nobody can see. The committed rows are first
+    saved with their sidecar as ``OUT.partial.recovered`` (a valid partial file)."""
+    mine = os.fstat(self._fd)
+    try:
+      now = os.stat(self.path)
+      same = (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+    except FileNotFoundError:
+      same = False
+    if same:
+      return
+    saved = self.path + ".recovered"
+    n = self.meta["state"]["bytes"]
+    with open(saved, "wb") as f:
+      f.write(os.pread(self._fd, n, 0))
+      f.flush()
+      os.fsync(f.fileno())
+    write_json_atomic(meta_path(saved), self.meta)
+    rows = self.meta["state"]["rows"]
+    raise OutputError(
+        f"{self.path!r} was replaced or removed while this run was writing it (by another "
+        f"program, e.g. git stash or git checkout of a tracked results file); its {rows} "
+        f"committed rows are saved as {saved!r} with its sidecar: move both over "
+        f"{self.path!r} and its sidecar, then rerun with --resume")
 
   def note(self, **run_info) -> None:
     """Adds informational run details (mode, devices, seconds ...) to the next sidecar write."""
@@ -475,7 +505,7 @@ class ScoreWriter:
 def _locked(path: str) -> int:
   """An append descriptor of ``path`` holding its exclusive lock (``flock``; released when the
   descriptor closes), so that two runs never write, truncate or replace one file at once."""
-  fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+  fd = os.open(path, os.O_RDWR | os.O_APPEND)   # readable: a replaced file's rows are saved
   if fcntl is not None:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

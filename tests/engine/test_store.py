@@ -308,3 +308,32 @@ def test_a_file_another_run_is_writing_is_refused_untouched(reference, tmp_path)
   assert open(part, "rb").read() == before[:-len(b"1,cut")]   # only its own truncation
   run(out, resume=True)                                       # released: it resumes
   assert out.read_bytes() == reference[0].read_bytes()
+
+
+def test_a_partial_file_replaced_under_a_run_stops_it_and_keeps_its_rows(reference, tmp_path):
+  """Another program replacing OUT.partial mid-run (git stash + pop of a tracked results file
+  writes a new file at the path) must not send later chunks to the unlinked file: the run stops
+  with an OutputError, its committed rows saved as a valid OUT.partial.recovered that resumes
+  to the reference file."""
+  out = tmp_path / "s.csv"
+  part = store.partial_path(str(out))
+  calls = []
+
+  def replace_after_two(n):
+    calls.append(n)
+    if len(calls) == 2:
+      data = open(part, "rb").read()[:-5]   # what the other program writes back: not ours
+      os.remove(part)
+      with open(part, "wb") as f:
+        f.write(data)
+
+  with pytest.raises(store.OutputError, match=r"replaced or removed .*16 committed rows .*"
+                                              r"recovered.*--resume"):
+    run(out, progress=replace_after_two)
+  saved = part + ".recovered"
+  meta = store.verify(saved)
+  assert meta["state"]["rows"] == 16 and meta["state"]["done"] == {"params": 16, "l2_norm": 0}
+  os.replace(saved, part)
+  os.replace(store.meta_path(saved), store.meta_path(part))
+  run(out, resume=True)
+  assert out.read_bytes() == reference[0].read_bytes()
