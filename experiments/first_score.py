@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from jaxnas.engine.store import write_json_atomic
+
 OUT = "experiments/results/first_score.json"
 #: issue 14's targets, seconds
 COLD_TARGET, WARM_TARGET = 30.0, 10.0
@@ -105,9 +107,7 @@ def main():
         continue
       res["proxies"][proxy] = row = measure(proxy, args.arch, tmp)
       print(proxy, row, flush=True)
-      with open(args.out + ".tmp", "w") as f:
-        json.dump(res, f, indent=1)
-      os.replace(args.out + ".tmp", args.out)
+      write_json_atomic(args.out, res)
   print(table(res))
 
 

@@ -448,10 +448,8 @@ class ScoreWriter:
       return
     saved = self.path + ".recovered"
     n = self.meta["state"]["bytes"]
-    with open(saved, "wb") as f:
+    with atomic(saved, "wb") as f:
       f.write(os.pread(self._fd, n, 0))
-      f.flush()
-      os.fsync(f.fileno())
     write_json_atomic(meta_path(saved), self.meta)
     rows = self.meta["state"]["rows"]
     raise OutputError(
