@@ -103,7 +103,9 @@ def fisher(net, variables, batch, key):
   per-channel value onto the weight tensor before summing, copied). ``sum_s a dL/da`` is read off
   as ``dL/dgate`` of a ones gate on the layer output (``NB201Net(gates=True)``). Every conv and
   dense layer the architecture uses contributes (stem, cells, reductions incl. the shortcut,
-  classifier); unused ops have zero gate gradient and are masked besides. On NB101 the gates
+  classifier); unused ops have zero gate gradient and are masked besides; the DARTS supernet
+  likewise (``DartsSupernet.gates``: every conv of the cells' preprocessing and kept ops, the
+  stem and the classifier, in the scanned and the unrolled build). On NB101 the gates
   exist only on the unrolled network (``mode='eager'``): one per conv of the discrete network
   (stem, projections, vertex convs) at the vertex's real width, and the classifier, with
   ``n_l`` of the real layer (:func:`fisher_from_layer_gates`). ``key`` is unused.

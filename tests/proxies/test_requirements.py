@@ -30,9 +30,8 @@ def test_nb201_runs_every_proxy_and_darts_lacks_the_nb201_hooks():
   assert supported_proxies(nb) == list_proxies() + list_pooled()
   d = _darts()
   assert {"relu_probe", "bn", "unrolled"} <= d.capabilities()   # the probe: unrolled build only
-  for name in ("nwot", "swap", "tenas_regions", "ensemble"):
+  for name in ("nwot", "swap", "tenas_regions", "ensemble", "fisher"):
     assert missing_capabilities(name, d) == [], name
-  assert missing_capabilities("fisher", d) == ["gates"]
   assert missing_capabilities("zen", d) == ["features"]
   assert missing_capabilities("aznas", d) == ["N", "block_input", "tap"]   # via its components
   assert {"params", "synflow", "grad_norm", "epsilon", "jacob_cov"} <= set(supported_proxies(d))
@@ -40,7 +39,7 @@ def test_nb201_runs_every_proxy_and_darts_lacks_the_nb201_hooks():
 
 def test_a_space_name_stands_for_its_space():
   assert supported_proxies("nb101") == supported_proxies(spaces.get_space("nb101"))
-  assert missing_capabilities("fisher", "darts") == ["gates"]
+  assert missing_capabilities("zen", "darts") == ["features"]
   with pytest.raises(JaxnasInputError, match="'zen' needs 'features'.*'darts'"):
     check_supported(["zen"], "darts")
   with pytest.raises(JaxnasInputError, match="nope"):
@@ -69,7 +68,7 @@ def test_unsupported_proxy_is_refused_before_tracing(name, monkeypatch):
     engine.score("darts", archs, [name], tiny_batch_of(1), config=DARTS_TINY)
 
 
-@pytest.mark.parametrize("name", ["fisher", "zen", "meco"])
+@pytest.mark.parametrize("name", ["zen", "meco"])
 def test_the_declarations_are_needed(name):
   """Bypassing the check, these proxies do fail inside Flax/JAX on the DARTS network."""
   proxy = get_proxy(name)

@@ -33,10 +33,21 @@ def _declare_conv(name, cin, cout, k, stack, init, groups=1):
   return L.ConvKernel(cin, cout, k, groups=groups, weight_init=init, stack=stack, name=name)()[0]
 
 
+def _conv_into(p: dict, key: str, name, cin, cout, k, stack, init, groups=1, gate_batch=0):
+  """Declares conv ``name`` as ``p[key]``; with ``gate_batch=B`` also its gate of ones
+  ``stack + (B, cout)`` (``gates/<name>/gate``) as ``p['gate_' + key]`` (see :mod:`.operations`)."""
+  kernel, _, gate = L.ConvKernel(cin, cout, k, groups=groups, weight_init=init, stack=stack,
+                                 gate_batch=gate_batch, name=name)()
+  p[key] = kernel
+  if gate is not None:
+    p["gate_" + key] = gate
+
+
 def declare_op(mod: nn.Module, k: int, C: int, stride: int, affine: bool, pool_bn: bool,
-               bn_mode: str, init: str, stack: tuple = ()):
+               bn_mode: str, init: str, stack: tuple = (), gate_batch: int = 0):
   """Declares op ``k``'s parameters on ``mod``; returns ``(params, {bn_path: BNVars})`` where
-  ``params`` is the op's subtree of an edge's parameter tree (None if it has none)."""
+  ``params`` is the op's subtree of an edge's parameter tree (None if it has none). With
+  ``gate_batch=B`` every conv also gets a gate ``(B, C_out)`` (``params['gate_<conv>']``)."""
   bns, p = {}, {}
 
   def bn(name, key, affine_=affine):
@@ -53,19 +64,19 @@ def declare_op(mod: nn.Module, k: int, C: int, stride: int, affine: bool, pool_b
   elif k == SKIP:
     if stride == 1:
       return None, {}
-    p["a"] = _declare_conv("conv_skip_a", C, C // 2, 1, stack, init)
-    p["b"] = _declare_conv("conv_skip_b", C, C - C // 2, 1, stack, init)
+    _conv_into(p, "a", "conv_skip_a", C, C // 2, 1, stack, init, gate_batch=gate_batch)
+    _conv_into(p, "b", "conv_skip_b", C, C - C // 2, 1, stack, init, gate_batch=gate_batch)
     p["bn"] = bn("bn_skip", ("skip", "bn"))
   elif k in (SEP3, SEP5):
     ks, key = (3 if k == SEP3 else 5), OP_KEYS[k]
     for t in (1, 2):
-      p[f"dw{t}"] = _declare_conv(f"conv_{key}_dw{t}", C, C, ks, stack, init, groups=C)
-      p[f"pw{t}"] = _declare_conv(f"conv_{key}_pw{t}", C, C, 1, stack, init)
+      _conv_into(p, f"dw{t}", f"conv_{key}_dw{t}", C, C, ks, stack, init, C, gate_batch)
+      _conv_into(p, f"pw{t}", f"conv_{key}_pw{t}", C, C, 1, stack, init, gate_batch=gate_batch)
       p[f"bn{t}"] = bn(f"bn_{key}_{t}", (key, f"bn{t}"))
   elif k in (DIL3, DIL5):
     ks, key = (3 if k == DIL3 else 5), OP_KEYS[k]
-    p["dw"] = _declare_conv(f"conv_{key}_dw", C, C, ks, stack, init, groups=C)
-    p["pw"] = _declare_conv(f"conv_{key}_pw", C, C, 1, stack, init)
+    _conv_into(p, "dw", f"conv_{key}_dw", C, C, ks, stack, init, C, gate_batch)
+    _conv_into(p, "pw", f"conv_{key}_pw", C, C, 1, stack, init, gate_batch=gate_batch)
     p["bn"] = bn(f"bn_{key}", (key, "bn"))
   else:
     return None, {}
@@ -73,14 +84,16 @@ def declare_op(mod: nn.Module, k: int, C: int, stride: int, affine: bool, pool_b
 
 
 def _preprocess(mod: nn.Module, x, tag: str, C_in: int, C: int, fr: bool, affine: bool,
-                bn_mode: str, init: str, relus=None):
+                bn_mode: str, init: str, relus=None, gate_batch: int = 0):
   """Cell input preprocessing: FactorizedReduce (``fr``) or ReLU-Conv1x1-BN, to ``C`` channels
-  (``relus``: a list that collects the ReLU's input, see :mod:`.operations`)."""
+  (``relus``: a list that collects the ReLU's input; ``gate_batch``: gates on the convs; see
+  :mod:`.operations`)."""
+  p = {}
   if fr:
-    p = dict(a=_declare_conv(f"conv_{tag}_a", C_in, C // 2, 1, (), init),
-             b=_declare_conv(f"conv_{tag}_b", C_in, C - C // 2, 1, (), init))
+    _conv_into(p, "a", f"conv_{tag}_a", C_in, C // 2, 1, (), init, gate_batch=gate_batch)
+    _conv_into(p, "b", f"conv_{tag}_b", C_in, C - C // 2, 1, (), init, gate_batch=gate_batch)
   else:
-    p = dict(conv=_declare_conv(f"conv_{tag}", C_in, C, 1, (), init))
+    _conv_into(p, "conv", f"conv_{tag}", C_in, C, 1, (), init, gate_batch=gate_batch)
   bnv, p["bn"] = _declare_bn(mod, f"bn_{tag}", C, affine, (), bn_mode)
   y, st = (factorized_reduce if fr else relu_conv_bn)(x, p, bn_mode, relus)
   _write(bnv, st["bn"], bn_mode)
@@ -96,17 +109,21 @@ def _write(bnv, state, bn_mode):
     bnv.write(state)
 
 
-def _stem(mod: nn.Module, x, C_out: int, bn_mode: str, init: str):
-  kern, _, _ = L.ConvKernel(x.shape[-1], C_out, 3, weight_init=init, name="conv_stem")()
+def _stem(mod: nn.Module, x, C_out: int, bn_mode: str, init: str, gates: bool = False):
+  kern, _, gate = L.ConvKernel(x.shape[-1], C_out, 3, weight_init=init,
+                               gate_batch=x.shape[0] if gates else 0, name="conv_stem")()
   h = L.conv2d(x, kern, padding=1)
+  if gate is not None:
+    h = h * gate[:, None, None, :].astype(h.dtype)
   bnv, site = _declare_bn(mod, "bn_stem", C_out, True, (), bn_mode)
   h, st = _bn(h, site, bn_mode)
   _write(bnv, st, bn_mode)
   return h
 
 
-def _head(h, num_classes: int, init: str):
-  return L.Dense(num_classes, weight_init=init, name="classifier")(L.global_avg_pool(h))
+def _head(h, num_classes: int, init: str, gates: bool = False):
+  return L.Dense(num_classes, weight_init=init, gates=gates, name="classifier")(
+      L.global_avg_pool(h))
 
 
 def _concat_nodes(nodes):

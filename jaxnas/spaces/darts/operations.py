@@ -7,7 +7,9 @@ the first depthwise conv), ``dil_conv_{3x3,5x5}`` (ReLU, depthwise kxk dilation 
 Each returns its output and the new running states of its own BNs. Every op with a ReLU starts
 with it (sep_conv has a second one inside); given a list ``relus``, an op appends the input of each
 ReLU it applies, in order (the unrolled supernet's ``relu_probe``, as NASLib hooks every
-``nn.ReLU``).
+``nn.ReLU``). An op's parameter tree may carry a gate ``gate_<conv>`` ``(B, C_out)`` beside a conv
+kernel ``<conv>`` (``DartsSupernet.gates``): that conv's output is multiplied by it per image and
+channel, before BN (fisher's ``dL/dgate = sum_spatial a * dL/da``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def _relu(x, relus=None):
   return jax.nn.relu(x)
 
 
+def _gated(y, p, conv):
+  """``y`` times the gate ``p['gate_' + conv]`` ``(B, C)`` per image and channel, if ``p`` has it."""
+  g = p.get("gate_" + conv)
+  if g is None:
+    return y
+  return y * jax.lax.broadcast_in_dim(g.astype(y.dtype), y.shape, (0, y.ndim - 1))
+
+
 def _bn(h, bn, mode):
   """BN with a site dict ``{scale, bias, state}`` (None: BN removed)."""
   if bn is None:
@@ -40,33 +50,35 @@ def factorized_reduce(x, p, mode, relus=None):
   """ReLU; two stride-2 1x1 convs (the second on the input shifted by one pixel), concatenated;
   BN. ``p``: ``{a, b, bn}`` with kernels ``(1, 1, C_in, C_out // 2)``."""
   h = _relu(x, relus)
-  y = jnp.concatenate([pointwise(h[:, ::2, ::2], p["a"]), pointwise(h[:, 1::2, 1::2], p["b"])],
-                      axis=-1)
+  y = jnp.concatenate([_gated(pointwise(h[:, ::2, ::2], p["a"]), p, "a"),
+                       _gated(pointwise(h[:, 1::2, 1::2], p["b"]), p, "b")], axis=-1)
   y, st = _bn(y, p["bn"], mode)
   return y, {"bn": st}
 
 
 def relu_conv_bn(x, p, mode, relus=None):
   """ReLU -> Conv1x1 -> BN (cell input preprocessing). ``p``: ``{conv, bn}``."""
-  y, st = _bn(pointwise(_relu(x, relus), p["conv"]), p["bn"], mode)
+  y, st = _bn(_gated(pointwise(_relu(x, relus), p["conv"]), p, "conv"), p["bn"], mode)
   return y, {"bn": st}
 
 
-def _dw_pw_bn(x, dw, pw, bn, stride, padding, dilation, mode, impl, relus=None):
-  h = depthwise_conv(_relu(x, relus), dw, stride, padding, dilation, impl)
-  return _bn(pointwise(h, pw), bn, mode)
+def _dw_pw_bn(x, p, t, stride, padding, dilation, mode, impl, relus=None):
+  """ReLU, depthwise conv ``p['dw' + t]``, pointwise conv ``p['pw' + t]``, BN ``p['bn' + t]``."""
+  h = depthwise_conv(_relu(x, relus), p["dw" + t], stride, padding, dilation, impl)
+  h = _gated(pointwise(_gated(h, p, "dw" + t), p["pw" + t]), p, "pw" + t)
+  return _bn(h, p["bn" + t], mode)
 
 
 def sep_conv(x, p, k, stride, mode, impl, relus=None):
   """[ReLU, depthwise kxk, pointwise, BN] x 2, the stride in the first depthwise conv."""
-  h, s1 = _dw_pw_bn(x, p["dw1"], p["pw1"], p["bn1"], stride, k // 2, 1, mode, impl, relus)
-  h, s2 = _dw_pw_bn(h, p["dw2"], p["pw2"], p["bn2"], 1, k // 2, 1, mode, impl, relus)
+  h, s1 = _dw_pw_bn(x, p, "1", stride, k // 2, 1, mode, impl, relus)
+  h, s2 = _dw_pw_bn(h, p, "2", 1, k // 2, 1, mode, impl, relus)
   return h, {"bn1": s1, "bn2": s2}
 
 
 def dil_conv(x, p, k, stride, mode, impl, relus=None):
   """ReLU, depthwise kxk with dilation 2 (padding k-1), pointwise, BN."""
-  h, s = _dw_pw_bn(x, p["dw"], p["pw"], p["bn"], stride, k - 1, 2, mode, impl, relus)
+  h, s = _dw_pw_bn(x, p, "", stride, k - 1, 2, mode, impl, relus)
   return h, {"bn": s}
 
 

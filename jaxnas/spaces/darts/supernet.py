@@ -113,21 +113,23 @@ class _SuperCell(nn.Module):
   conv_impl: str
   unrolled: bool = False
   relu_probe: Optional[Callable] = None
+  gates: bool = False
 
   @nn.compact
   def __call__(self, s0, s1, ops):
     mode, C = self.bn, self.C
     relus = [] if self.relu_probe is not None else None
+    gb = s1.shape[0] if self.gates else 0
     s0 = _preprocess(self, s0, "pre0", self.C_pp, C, self.reduction_prev, self.affine, mode,
-                     self.weight_init, relus)
+                     self.weight_init, relus, gb)
     s1 = _preprocess(self, s1, "pre1", self.C_p, C, False, self.affine, mode, self.weight_init,
-                     relus)
+                     relus, gb)
     params, bnvs = {}, {}
     for k in range(NUM_OPS):
       stride = 2 if (self.reduction and k == SKIP) else 1
       stack = (len(INPUT_EDGES),) if (self.reduction and k == SKIP) else (NUM_EDGES,)
       p, b = declare_op(self, k, C, stride, self.affine, self.pool_bn, mode, self.weight_init,
-                        stack)
+                        stack, gb)
       if p is not None:
         params[OP_KEYS[k]] = p
         bnvs.update(b)
@@ -234,6 +236,13 @@ class DartsSupernet(nn.Module):
       unrolled build has it: the scanned supernet runs ops the genotype lacks (all of them under
       mixture weights or ``vmap``), so a probe there is refused by name (score with
       ``mode='eager'``, which ``'auto'`` picks for these proxies).
+    gates: a multiplicative gate of ones ``stack + (B, C_out)`` on the output of every conv (before
+      its BN) and of the classifier, declared beside each kernel as ``gates/<layer>/gate``
+      (stacked over the edges like the kernel), as NASLib's fisher hooks every ``nn.Conv2d`` and
+      ``nn.Linear``: ``d loss / d gate[b, c]`` is the sum over space of activation * gradient (the
+      fisher proxy). In both builds: with a discrete architecture the ops it lacks (the other ops
+      of an edge, the edges it does not keep) do not run (``lax.switch``, the unrolled loop), so
+      their gates get zero gradient; under mixture weights every op runs and has its gate.
 
   Inputs: ``x`` ``(B, H, W, 3)`` NHWC with H, W multiples of 4; ``arch``: mixture weights
   ``(2, 14, 8)`` float (rows: normal / reduce cell edges in :data:`EDGES` order, columns
@@ -254,6 +263,7 @@ class DartsSupernet(nn.Module):
   conv_impl: str = "auto"
   unrolled: bool = False
   relu_probe: Optional[Callable] = None
+  gates: bool = False
 
   @nn.compact
   def __call__(self, x, arch):
@@ -273,12 +283,12 @@ class DartsSupernet(nn.Module):
           "DARTS' relu_probe (nwot, swap, tenas_regions) runs on the unrolled network of a "
           "concrete genotype: score with mode='eager' (the scanned supernet computes ops the "
           "genotype does not have, and every op under mixture weights)")
-    h = _stem(self, x, self.stem_multiplier * self.C, self.bn, self.weight_init)
+    h = _stem(self, x, self.stem_multiplier * self.C, self.bn, self.weight_init, self.gates)
     s0 = s1 = h
     plan, _ = cell_plan(self.C, self.L, self.stem_multiplier)
     for i, (c_pp, c_p, c, red, red_prev) in enumerate(plan):
       cell = _SuperCell(c, c_pp, c_p, red, red_prev, self.bn, self.affine, self.pool_bn,
-                        self.weight_init, self.conv_impl, unroll, self.relu_probe,
+                        self.weight_init, self.conv_impl, unroll, self.relu_probe, self.gates,
                         name=f"cell_{i}")
       s0, s1 = s1, cell(s0, s1, ops[1 if red else 0])
-    return _head(s1, self.num_classes, self.weight_init)
+    return _head(s1, self.num_classes, self.weight_init, self.gates)
