@@ -57,8 +57,25 @@ def test_the_scoring_plan_skips_complete_proxies_and_uses_the_references_batch(s
   assert "--batch-size" not in eps                            # epsinas keeps its own 256
   assert joint[joint.index("--out") + 1] == str(tmp_path / "scores_snip+plain.csv")
   assert "--resume" in joint
-  darts = script.score_plan("darts", str(tmp_path), str(ref), only={"snip"})
-  assert darts[0][1][-2:] == ["--config", "C=32,L=8"] and "--batch-size" not in darts[0][1]
+  (_, d_snip), (_, d_swap) = script.score_plan("darts", str(tmp_path), str(ref),
+                                                only={"snip", "swap"})
+  assert d_snip[d_snip.index("--config") + 1] == "C=32,L=8"
+  assert d_snip[d_snip.index("--batch-size") + 1] == "32"    # NASLib's NB301 batch too
+  assert "--batch-size" not in d_swap                          # no reference column: its own
+
+
+def test_the_table_reports_each_proxys_batch_from_its_sidecar(script, tmp_path):
+  meta = {"run": {"seconds": {"grad_norm": 10.0, "params": 1.0},
+                  "modes": {"grad_norm": "map", "params": "vmap"}},
+          "settings": {"proxy_settings": {"grad_norm": {"images": 32}, "params": {"images": 1}}}}
+  path = tmp_path / "scores_x.csv"
+  (tmp_path / "scores_x.csv.meta.json").write_text(json.dumps(meta))
+  assert script.cost(str(path), "grad_norm", 5) == dict(executor="map", batch=32,
+                                                         seconds_per_arch=2.0)
+  assert "batch" not in script.cost(str(path), "params", 5)     # no data: no batch
+  row = dict(proxy="grad_norm", n=5, spearman=0.5, kendall=0.4, nonfinite=0, naslib_spearman=None,
+             spearman_vs_naslib_scores=None, **script.cost(str(path), "grad_norm", 5))
+  assert "| grad_norm | 5 | 32 | 0.500 | 0.400 |" in script.markdown([row])
 
 
 def test_scoring_processes_share_a_compilation_cache(script, monkeypatch, tmp_path):

@@ -88,7 +88,7 @@ def test_fisher_darts_equals_perturbed_convs_of_the_evaluation_network(mode, mon
   from jaxnas.spaces import darts, ops as L
   from jaxnas.spaces.darts import operations
   d = spaces.get_space("darts")
-  cfg = dict(C=4, L=4, affine=True, pool_bn=False, conv_impl="shifted")
+  cfg = dict(C=4, L=3, affine=True, pool_bn=False, conv_impl="shifted")
   arch = np.asarray(d.sample(jax.random.key(5), 1))[0]
   batch = tiny_batch_of(6)
   net = spaces.Network(d, d.model(**cfg, unrolled=(mode == "eager")), arch)
