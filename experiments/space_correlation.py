@@ -155,15 +155,31 @@ def cost(path: str, proxy: str, n: int) -> dict:
   return out
 
 
+def member_file(score_dir: str, name: str) -> Optional[str]:
+  """The complete score file of ``name`` at its own protocol's batch (``Proxy.batch_size``, the
+  batch NB201's ensemble was fitted with), in ``score_dir`` or one of its subfolders (a
+  ``batch64/`` kept beside NASLib's batch), or None. A data-free proxy: any file."""
+  proxy = get_proxy(name)
+  paths = [os.path.join(score_dir, f"scores_{name}.csv")]
+  paths += sorted(glob.glob(os.path.join(score_dir, "*", f"scores_{name}.csv")))
+  for path in paths:
+    if os.path.isfile(path) and (not proxy.needs_data
+                                 or cost(path, name, 1).get("batch") == proxy.batch_size):
+      return path
+  return None
+
+
 def ensemble_rows(score_dir: str, metric: str) -> list:
   """The NB201-fitted ``ensemble`` off NB201: :func:`jaxnas.proxies.ensemble.combine` of its members'
-  complete score files (same rows), exactly as fitted (NB201's means, deviations and weights)."""
+  complete score files (same rows) at the batch it was fitted with (:func:`member_file`; its
+  standardisation is NB201's: nwot's log-determinant grows with the batch), exactly as fitted
+  (NB201's means, deviations and weights)."""
   from jaxnas.proxies import ensemble
   spec = ensemble.coefficients()
   scores, idx, arch_strs = {}, None, {}
   for m in spec["members"]:
-    path = os.path.join(score_dir, f"scores_{m['name']}.csv")
-    if not os.path.isfile(path):
+    path = member_file(score_dir, m["name"])
+    if path is None:
       return []
     i, s = _io.read_scores(path, arch_strs)[m["name"]]
     if idx is not None and not np.array_equal(i, idx):
@@ -204,10 +220,11 @@ ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
 #: tenas_ntk_cond ~19 min per cell (72 reverse passes of the batch): ~95 CPU-hours, last.)
 #: The score command's options per space (DARTS: the reference's network size).
 OPTIONS = {"darts": ["--config", "C=32,L=8"], "nb101": []}
-#: Options for one proxy on one space: grasp on DARTS in ``map`` (its default ``'jvp'`` route:
-#: 28-34 s per genotype at 11.3 GiB peak, against 44 s / 10.7 GiB eagerly; the ``'forward'`` route
-#: asked for 66 GB there; experiments/bench_grasp_memory.py), pinned so that a resumed run uses
-#: the same executor whatever memory is free.
+#: Options for one proxy on one space: grasp on DARTS in ``map`` (its default ``'jvp'`` route, at
+#: batch 64: 28-34 s per genotype at 11.3 GiB peak, against 44 s / 10.7 GiB eagerly; the
+#: ``'forward'`` route asked for 66 GB there; experiments/bench_grasp_memory.py; the table now
+#: scores it at NASLib's 32, not measured), pinned so that a resumed run uses the same executor
+#: whatever memory is free.
 #: zico on NB101 (2 x 128 images) recomputes each cell in the backward pass (``remat``, same
 #: values): 7.0 GiB peak, so it runs beside another job on 24 GiB (at 2 x 32: 3.5 GiB with it,
 #: 6.4 GiB without; 2 x 128 without it not measured here).

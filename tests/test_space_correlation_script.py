@@ -97,3 +97,19 @@ def test_scoring_processes_share_a_compilation_cache(script, monkeypatch, tmp_pa
   monkeypatch.setenv("JAXNAS_COMPILATION_CACHE", "/elsewhere")
   assert script.run_plan(plan[:1], cache=str(tmp_path)) == 0
   assert seen[-1]["JAXNAS_COMPILATION_CACHE"] == "/elsewhere"
+
+
+def test_the_ensemble_takes_its_members_at_the_batch_it_was_fitted_with(script, tmp_path):
+  """nwot at NASLib's batch 32 beside the ensemble's 64 (in batch64/): the ensemble row reads the
+  64 one; a data-free member any file; none at that batch, no row."""
+  def write(path, name, images):
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("index,arch_str,proxy,score\r\n")
+    (path.parent / (path.name + ".meta.json")).write_text(json.dumps(
+        {"run": {}, "settings": {"proxy_settings": {name: {"images": images}}}}))
+  write(tmp_path / "scores_nwot.csv", "nwot", 32)
+  write(tmp_path / "scores_params.csv", "params", 1)
+  assert script.member_file(str(tmp_path), "nwot") is None
+  assert script.member_file(str(tmp_path), "params") == str(tmp_path / "scores_params.csv")
+  write(tmp_path / "batch64" / "scores_nwot.csv", "nwot", 64)
+  assert script.member_file(str(tmp_path), "nwot") == str(tmp_path / "batch64" / "scores_nwot.csv")
