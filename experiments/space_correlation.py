@@ -130,22 +130,35 @@ def pooled_rows(score_dir: str, metric: str) -> list:
   return rows
 
 
+def _sidecar(path: str) -> dict:
+  """The ``.meta.json`` beside score file ``path`` ({} if absent or unreadable)."""
+  try:
+    with open(path + ".meta.json", encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
+def _batch(meta: dict, proxy: str) -> Optional[int]:
+  """Images per minibatch ``proxy`` was scored with (None for a proxy without data)."""
+  images = meta.get("settings", {}).get("proxy_settings", {}).get(proxy, {}).get("images")
+  return int(images) if images and get_proxy(proxy).needs_data else None
+
+
 def cost(path: str, proxy: str, n: int) -> dict:
   """``seconds_per_arch``, ``executor`` and ``batch`` (images per minibatch; absent for a
   proxy without data) of a score file from its sidecar (``run.seconds``
   sums every resumed run; wall seconds on whatever shared the machine; a proxy scored in a joint
   pass carries its share of the pass), or ``{}``."""
-  try:
-    with open(path + ".meta.json", encoding="utf-8") as f:
-      meta = json.load(f)
-    run = meta["run"]
-  except (OSError, ValueError, KeyError):
+  meta = _sidecar(path)
+  run = meta.get("run")
+  if not isinstance(run, dict):
     return {}
   sec = run.get("seconds", {}).get(proxy)
   out = {"executor": run.get("modes", {}).get(proxy)}
-  images = meta.get("settings", {}).get("proxy_settings", {}).get(proxy, {}).get("images")
-  if images and get_proxy(proxy).needs_data:
-    out["batch"] = int(images)
+  batch = _batch(meta, proxy)
+  if batch:
+    out["batch"] = batch
   group = run.get("joint", {}).get(proxy)
   if group:   # one pass for the group, its time split evenly (jaxnas.proxies.joint)
     others = "+".join(g for g in group if g != proxy)
@@ -164,7 +177,7 @@ def member_file(score_dir: str, name: str) -> Optional[str]:
   paths += sorted(glob.glob(os.path.join(score_dir, "*", f"scores_{name}.csv")))
   for path in paths:
     if os.path.isfile(path) and (not proxy.needs_data
-                                 or cost(path, name, 1).get("batch") == proxy.batch_size):
+                                 or _batch(_sidecar(path), name) == proxy.batch_size):
       return path
   return None
 

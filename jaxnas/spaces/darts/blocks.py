@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.spaces import ops as L
-from jaxnas.spaces.darts.operations import _bn, factorized_reduce, relu_conv_bn
+from jaxnas.spaces.darts.operations import _bn, _gated, factorized_reduce, relu_conv_bn
 from jaxnas.spaces.darts.topology import (AVG_POOL, CONV_IMPLS, DIL3, DIL5, MAX_POOL, OP_KEYS, SEP3,
                                           SEP5, SKIP)
 
@@ -29,16 +29,17 @@ def _declare_bn(mod: nn.Module, name: str, C: int, affine: bool, stack: tuple, b
   return bnv, dict(scale=scale, bias=bias, state=state)
 
 
-def _declare_conv(name, cin, cout, k, stack, init, groups=1):
-  return L.ConvKernel(cin, cout, k, groups=groups, weight_init=init, stack=stack, name=name)()[0]
+def _declare_conv(name, cin, cout, k, stack, init, groups=1, gate_batch=0):
+  """Declares conv ``name``; returns ``(kernel, gate)``, with ``gate_batch=B`` a gate of ones
+  ``stack + (B, cout)`` (``gates/<name>/gate``, see :mod:`.operations`), else None."""
+  kernel, _, gate = L.ConvKernel(cin, cout, k, groups=groups, weight_init=init, stack=stack,
+                                 gate_batch=gate_batch, name=name)()
+  return kernel, gate
 
 
 def _conv_into(p: dict, key: str, name, cin, cout, k, stack, init, groups=1, gate_batch=0):
-  """Declares conv ``name`` as ``p[key]``; with ``gate_batch=B`` also its gate of ones
-  ``stack + (B, cout)`` (``gates/<name>/gate``) as ``p['gate_' + key]`` (see :mod:`.operations`)."""
-  kernel, _, gate = L.ConvKernel(cin, cout, k, groups=groups, weight_init=init, stack=stack,
-                                 gate_batch=gate_batch, name=name)()
-  p[key] = kernel
+  """Declares conv ``name`` as ``p[key]`` and its gate, if any, as ``p['gate_' + key]``."""
+  p[key], gate = _declare_conv(name, cin, cout, k, stack, init, groups, gate_batch)
   if gate is not None:
     p["gate_" + key] = gate
 
@@ -110,11 +111,9 @@ def _write(bnv, state, bn_mode):
 
 
 def _stem(mod: nn.Module, x, C_out: int, bn_mode: str, init: str, gates: bool = False):
-  kern, _, gate = L.ConvKernel(x.shape[-1], C_out, 3, weight_init=init,
-                               gate_batch=x.shape[0] if gates else 0, name="conv_stem")()
-  h = L.conv2d(x, kern, padding=1)
-  if gate is not None:
-    h = h * gate[:, None, None, :].astype(h.dtype)
+  kern, gate = _declare_conv("conv_stem", x.shape[-1], C_out, 3, (), init,
+                             gate_batch=x.shape[0] if gates else 0)
+  h = _gated(L.conv2d(x, kern, padding=1), gate)
   bnv, site = _declare_bn(mod, "bn_stem", C_out, True, (), bn_mode)
   h, st = _bn(h, site, bn_mode)
   _write(bnv, st, bn_mode)

@@ -106,7 +106,7 @@ class _AuxHead(nn.Module):
     h = jax.lax.reduce_window(h, np.zeros((), h.dtype), jax.lax.add, (1, 5, 5, 1), (1, 3, 3, 1),
                               "VALID") / 25.0
     for t, (cout, k) in enumerate(((128, 1), (768, 2)), start=1):
-      kern = _declare_conv(f"conv_{t}", h.shape[-1], cout, k, (), self.weight_init)
+      kern, _ = _declare_conv(f"conv_{t}", h.shape[-1], cout, k, (), self.weight_init)
       h = L.conv2d(h, kern)
       bnv, site = _declare_bn(self, f"bn_{t}", cout, True, (), self.bn)
       h, st = _bn(h, site, self.bn)

@@ -31,12 +31,11 @@ def _relu(x, relus=None):
   return jax.nn.relu(x)
 
 
-def _gated(y, p, conv):
-  """``y`` times the gate ``p['gate_' + conv]`` ``(B, C)`` per image and channel, if ``p`` has it."""
-  g = p.get("gate_" + conv)
-  if g is None:
+def _gated(y, gate):
+  """``y`` times ``gate`` ``(B, C)`` per image and channel (None: ``y`` unchanged)."""
+  if gate is None:
     return y
-  return y * jax.lax.broadcast_in_dim(g.astype(y.dtype), y.shape, (0, y.ndim - 1))
+  return y * jax.lax.broadcast_in_dim(gate.astype(y.dtype), y.shape, (0, y.ndim - 1))
 
 
 def _bn(h, bn, mode):
@@ -50,22 +49,22 @@ def factorized_reduce(x, p, mode, relus=None):
   """ReLU; two stride-2 1x1 convs (the second on the input shifted by one pixel), concatenated;
   BN. ``p``: ``{a, b, bn}`` with kernels ``(1, 1, C_in, C_out // 2)``."""
   h = _relu(x, relus)
-  y = jnp.concatenate([_gated(pointwise(h[:, ::2, ::2], p["a"]), p, "a"),
-                       _gated(pointwise(h[:, 1::2, 1::2], p["b"]), p, "b")], axis=-1)
+  y = jnp.concatenate([_gated(pointwise(h[:, ::2, ::2], p["a"]), p.get("gate_a")),
+                       _gated(pointwise(h[:, 1::2, 1::2], p["b"]), p.get("gate_b"))], axis=-1)
   y, st = _bn(y, p["bn"], mode)
   return y, {"bn": st}
 
 
 def relu_conv_bn(x, p, mode, relus=None):
   """ReLU -> Conv1x1 -> BN (cell input preprocessing). ``p``: ``{conv, bn}``."""
-  y, st = _bn(_gated(pointwise(_relu(x, relus), p["conv"]), p, "conv"), p["bn"], mode)
+  y, st = _bn(_gated(pointwise(_relu(x, relus), p["conv"]), p.get("gate_conv")), p["bn"], mode)
   return y, {"bn": st}
 
 
 def _dw_pw_bn(x, p, t, stride, padding, dilation, mode, impl, relus=None):
   """ReLU, depthwise conv ``p['dw' + t]``, pointwise conv ``p['pw' + t]``, BN ``p['bn' + t]``."""
   h = depthwise_conv(_relu(x, relus), p["dw" + t], stride, padding, dilation, impl)
-  h = _gated(pointwise(_gated(h, p, "dw" + t), p["pw" + t]), p, "pw" + t)
+  h = _gated(pointwise(_gated(h, p.get("gate_dw" + t)), p["pw" + t]), p.get("gate_pw" + t))
   return _bn(h, p["bn" + t], mode)
 
 
