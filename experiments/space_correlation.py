@@ -28,8 +28,11 @@ One such command, as ``--score`` runs it::
     --proxies grad_norm,snip,plain --config C=32,L=8 --resume \
     --out experiments/results/darts_correlation/scores_grad_norm+snip+plain.csv
 
-Spearman / Kendall against the truth for every proxy with a file, beside NASLib's Spearman from
-the shared CSV's ``naslib_<proxy>`` columns on the same rows, the rank agreement of the two
+Spearman (with its 95 % percentile-bootstrap interval over the rows, fixed seed) and
+Kendall against the truth for every proxy with a file, beside NASLib's Spearman from the shared
+CSV's ``naslib_<proxy>`` columns on the same rows, the paired-bootstrap 95 % interval of the
+difference of the two Spearmans (the same resamples for both: an interval excluding 0 is a gap the
+500 (DARTS) or 300 (NB101) shared architectures do not explain by chance), the rank agreement of the two
 implementations' scores row by row, and for ``params``/``flops`` the largest relative difference
 from NASLib's values. Writes ``table.md`` and ``table.json`` next to the scores.
 """
@@ -84,28 +87,35 @@ def correlation_rows(score_dir: str, ref: list, metric: str) -> list:
     _, _, path, idx, s, arch_strs = best[proxy0]
     proxy = proxy0 + (" (partial)" if path.endswith(".partial") else "")
     t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
-    rep = benchmarks.rank_report(s, t)
     col = f"naslib_{proxy.split()[0]}"
-    nl = nl_rows = None
-    if col in ref[0]:
-      v = np.array([float(ref[i][col]) for i in idx])
-      nl = benchmarks.spearman(v, t)
-      nl_rows = benchmarks.spearman(s, v)
-    row = dict(proxy=proxy, n=int(len(idx)), spearman=rep["spearman"], kendall=rep["kendall"],
-               nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=nl,
-               spearman_vs_naslib_scores=nl_rows, **cost(path, proxy.split()[0], len(idx)))
-    if proxy in ("params", "flops") and col in ref[0]:
-      v = np.array([float(ref[i][col]) for i in idx])
+    v = np.array([float(ref[i][col]) for i in idx]) if col in ref[0] else None
+    row = rank_row(proxy, s, t, v, **cost(path, proxy.split()[0], len(idx)))
+    if proxy in ("params", "flops") and v is not None:
       row["max_rel_diff_vs_naslib"] = float(np.max(np.abs(s - v) / v))   # both in millions
     rows.append(row)
     if proxy.split()[0] == "epsilon":   # epsinas leaves undefined scores out: its protocol too
       keep = s != epsilon.UNDEFINED
-      rep = benchmarks.rank_report(s[keep], t[keep])
-      rows.append(dict(proxy=f"{proxy} (defined only)", n=int(keep.sum()),
-                       spearman=rep["spearman"], kendall=rep["kendall"],
-                       nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
-                       spearman_vs_naslib_scores=None))
+      rows.append(rank_row(f"{proxy} (defined only)", s[keep], t[keep]))
   return rows + ensemble_rows(score_dir, metric) + pooled_rows(score_dir, metric)
+
+
+def rank_row(proxy: str, s, t, naslib=None, **extra) -> dict:
+  """One table row: ``proxy``'s scores ``s`` against the truth ``t`` (Spearman with its 95 %
+  bootstrap interval, Kendall) and, given NASLib's scores ``naslib`` of the same rows, NASLib's
+  Spearman, the two implementations' agreement and the paired bootstrap interval of the
+  difference of their Spearmans (:func:`benchmarks.spearman_interval`, resampling rows: NB101's
+  300 rows are independent draws of raw specs, of which 34 prune to the same input-to-output
+  cell; resampling rows models another such draw)."""
+  rep = benchmarks.rank_report(s, t)
+  iv = benchmarks.spearman_interval(s, t, naslib)
+  row = dict(proxy=proxy, n=int(len(s)), spearman=rep["spearman"], kendall=rep["kendall"],
+             spearman_ci=[iv["lo"], iv["hi"]], nonfinite=int(rep["n_nonfinite_scores"]),
+             naslib_spearman=None, spearman_vs_naslib_scores=None)
+  if naslib is not None:
+    row.update(naslib_spearman=benchmarks.spearman(naslib, t),
+               spearman_vs_naslib_scores=benchmarks.spearman(s, naslib),
+               diff_vs_naslib_ci=[iv["diff_lo"], iv["diff_hi"]])
+  return {**row, **extra}
 
 
 def pooled_rows(score_dir: str, metric: str) -> list:
@@ -121,12 +131,9 @@ def pooled_rows(score_dir: str, metric: str) -> list:
     if name in raw:
       continue
     t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
-    rep = benchmarks.rank_report(s if get_pooled(name).higher_is_better else -s, t)
     comps = "+".join(get_pooled(name).components)
-    rows.append(dict(proxy=f"{name} (pool of {len(idx)}: {comps})", n=int(len(idx)),
-                     spearman=rep["spearman"], kendall=rep["kendall"],
-                     nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
-                     spearman_vs_naslib_scores=None))
+    rows.append(rank_row(f"{name} (pool of {len(idx)}: {comps})",
+                         s if get_pooled(name).higher_is_better else -s, t))
   return rows
 
 
@@ -199,26 +206,24 @@ def ensemble_rows(score_dir: str, metric: str) -> list:
       return []
     idx, scores[m["name"]] = i, s
   t = benchmarks.truth(metric, idx, [arch_strs[int(i)] for i in idx])
-  rep = benchmarks.rank_report(ensemble.combine(scores, spec), t)
   members = "+".join(f"{m['weight']:g} {m['name']}" for m in spec["members"])
-  return [dict(proxy=f"ensemble (NB201 fit: {members})", n=int(len(idx)),
-               spearman=rep["spearman"], kendall=rep["kendall"],
-               nonfinite=int(rep["n_nonfinite_scores"]), naslib_spearman=None,
-               spearman_vs_naslib_scores=None)]
+  return [rank_row(f"ensemble (NB201 fit: {members})", ensemble.combine(scores, spec), t)]
 
 
 def markdown(rows: list) -> str:
-  lines = ["| proxy | n | batch | Spearman (jaxnas) | Kendall | NASLib Spearman, same rows | "
+  lines = ["| proxy | n | batch | Spearman (jaxnas) | 95 % CI | Kendall | "
+           "NASLib Spearman, same rows | jaxnas - NASLib, 95 % CI | "
            "Spearman jaxnas vs NASLib scores | non-finite | s per arch (executor) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda v: "" if v is None else f"{v:.3f}"
+  fmt_ci = lambda v: "" if v is None else f"{v[0]:.2f} .. {v[1]:.2f}"
   for r in rows:
     c = r.get("seconds_per_arch")
     c = "" if c is None else (f"{c:.2g}" if c < 1 else f"{c:.1f}") + f" ({r.get('executor')})"
     lines.append(f"| {r['proxy']} | {r['n']} | {r.get('batch', '')} | {r['spearman']:.3f} | "
-                 f"{r['kendall']:.3f} | "
-                 f"{fmt(r['naslib_spearman'])} | {fmt(r['spearman_vs_naslib_scores'])} | "
-                 f"{r['nonfinite']} | {c} |")
+                 f"{fmt_ci(r.get('spearman_ci'))} | {r['kendall']:.3f} | "
+                 f"{fmt(r['naslib_spearman'])} | {fmt_ci(r.get('diff_vs_naslib_ci'))} | "
+                 f"{fmt(r['spearman_vs_naslib_scores'])} | {r['nonfinite']} | {c} |")
   return "\n".join(lines)
 
 

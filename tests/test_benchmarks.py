@@ -82,3 +82,66 @@ def test_top_k_metrics():
   assert benchmarks.top_k_overlap(-t, t, 0.1) == 0.0
   assert benchmarks.top_k_precision(t, t, k=5, truth_fraction=0.05) == 1.0
   assert benchmarks.top_k_precision(-t, t, k=5, truth_fraction=0.05) == 0.0
+
+
+def test_spearman_interval_matches_a_loop_over_resamples_and_covers_the_truth():
+  rng = np.random.default_rng(3)
+  a = rng.normal(size=60)
+  t = a + rng.normal(size=60)
+  r = a + 2 * rng.normal(size=60)
+  got = benchmarks.spearman_interval(a, t, r, n_boot=300, seed=7)
+  # independent route: the same draws, one scipy Spearman at a time
+  idx = np.random.default_rng(7).integers(0, 60, size=(300, 60))
+  rho = np.array([scipy.stats.spearmanr(a[i], t[i]).statistic for i in idx])
+  ref = np.array([scipy.stats.spearmanr(r[i], t[i]).statistic for i in idx])
+  assert [got["lo"], got["hi"]] == pytest.approx(list(np.quantile(rho, [0.025, 0.975])), abs=1e-12)
+  assert [got["diff_lo"], got["diff_hi"]] == pytest.approx(
+      list(np.quantile(rho - ref, [0.025, 0.975])), abs=1e-12)
+  assert got["lo"] < benchmarks.spearman(a, t) < got["hi"]
+  # many architectures are resampled in chunks of rows, drawn in order from the same generator
+  from jaxnas.benchmarks import metrics
+  old, metrics.CHUNK_VALUES = metrics.CHUNK_VALUES, 64 * 60
+  try:
+    chunked = benchmarks.spearman_interval(a, t, n_boot=300, seed=7)
+  finally:
+    metrics.CHUNK_VALUES = old
+  gen = np.random.default_rng(7)
+  idx = np.concatenate([gen.integers(0, 60, size=(k, 60)) for k in (64, 64, 64, 64, 44)])
+  rho = np.array([scipy.stats.spearmanr(a[i], t[i]).statistic for i in idx])
+  assert [chunked["lo"], chunked["hi"]] == pytest.approx(list(np.quantile(rho, [0.025, 0.975])),
+                                                         abs=1e-12)
+  # the same scores as reference: the paired difference is exactly zero on every resample
+  same = benchmarks.spearman_interval(a, t, a.copy(), n_boot=50)
+  assert same["diff_lo"] == same["diff_hi"] == 0.0
+  # coverage: rho_s of a bivariate normal with correlation c is (6/pi) asin(c/2)
+  c, hits = 0.5, 0
+  true_rho = 6 / np.pi * np.arcsin(c / 2)
+  for k in range(100):
+    x = np.random.default_rng(100 + k).multivariate_normal([0, 0], [[1, c], [c, 1]], size=80)
+    iv = benchmarks.spearman_interval(x[:, 0], x[:, 1], n_boot=400, seed=k)
+    hits += iv["lo"] <= true_rho <= iv["hi"]
+  assert 85 <= hits <= 100     # nominal 95 of 100 (binomial: P(hits < 85) < 1e-4)
+  # more architectures, a narrower interval (~1/sqrt(n))
+  x = np.random.default_rng(1).multivariate_normal([0, 0], [[1, c], [c, 1]], size=2000)
+  wide = benchmarks.spearman_interval(x[:100, 0], x[:100, 1], n_boot=400)
+  narrow = benchmarks.spearman_interval(x[:, 0], x[:, 1], n_boot=400)
+  ratio = (wide["hi"] - wide["lo"]) / (narrow["hi"] - narrow["lo"])
+  assert 3.0 < ratio < 6.5     # sqrt(20) = 4.5
+
+
+def test_spearman_interval_drops_non_finite_rows_and_names_bad_input():
+  a = np.arange(20.0)
+  s = a.copy()
+  s[3] = np.nan
+  r = a.copy()
+  r[5] = np.inf
+  iv = benchmarks.spearman_interval(s, a, r, n_boot=20)
+  clean = benchmarks.spearman_interval(np.delete(a, [3, 5]), np.delete(a, [3, 5]),
+                                       np.delete(a, [3, 5]), n_boot=20)
+  assert iv == clean and iv["lo"] == iv["hi"] == 1.0
+  assert all(math.isnan(v) for v in benchmarks.spearman_interval([1.0, 2.0], [1.0, 2.0]).values())
+  with pytest.raises(JaxnasInputError, match="level must lie in"):
+    benchmarks.spearman_interval(a, a, level=95)
+  with pytest.raises(JaxnasInputError, match=r"reference \(3,\)"):
+    benchmarks.spearman_interval(a, a, np.ones(3))
+

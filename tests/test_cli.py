@@ -86,7 +86,12 @@ def test_sample_archs_file_and_correlation_values(tmp_path, capsys):
   s = np.array([float(r["score"]) for r in rows])
   rho = benchmarks.spearman(s, benchmarks.accuracy(idx))
   code, stdout, _ = run(["correlate", "--scores", str(out)], capsys)
-  assert f"{rho:.3f}" in stdout
+  assert f"{rho:.3f}" in stdout and "95% CI" not in stdout
+  code, stdout, _ = run(["correlate", "--scores", str(out), "--interval"], capsys)
+  iv = benchmarks.spearman_interval(s, benchmarks.accuracy(idx))
+  assert code == 0 and "95% CI" in stdout
+  assert f"{rho:.3f} {iv['lo']:>6.3f} .. {iv['hi']:>5.3f}" in stdout
+  assert iv["lo"] < rho < iv["hi"] and iv["hi"] - iv["lo"] < 0.25    # 300 architectures
   assert 0.5 < rho < 0.95  # params is a decent proxy on NB201 (published 0.75 whole space)
 
 

@@ -1,7 +1,7 @@
 """Benchmark ground truth (bundled in the package) and rank-correlation metrics."""
 
-from jaxnas.benchmarks.metrics import (kendall, pearson, rank_report, spearman, top_k_overlap,
-                                       top_k_precision)
+from jaxnas.benchmarks.metrics import (kendall, pearson, rank_report, spearman,
+                                       spearman_interval, top_k_overlap, top_k_precision)
 from jaxnas.benchmarks import nb101, nb301
 from jaxnas.benchmarks.nb201 import METRICS, accuracy, lookup, table
 
@@ -41,4 +41,5 @@ def truth(metric: str, indices, arch_strs=None):
 
 
 __all__ = ["METRICS", "TRUTHS", "truth", "truths", "nb101", "nb301", "accuracy", "lookup", "table", "spearman",
-           "pearson", "kendall", "top_k_overlap", "top_k_precision", "rank_report"]
+           "pearson", "kendall", "top_k_overlap", "top_k_precision", "rank_report",
+           "spearman_interval"]

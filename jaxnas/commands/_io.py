@@ -332,26 +332,35 @@ def read_scores(path: str, arch_strs: Optional[dict] = None):
   return {p: (np.asarray(i), np.asarray(s)) for p, (i, s) in out.items()}
 
 
-def correlation_table(scores: dict, truths, arch_strs: Optional[dict] = None) -> list[dict]:
+def correlation_table(scores: dict, truths, arch_strs: Optional[dict] = None,
+                      interval: bool = False) -> list[dict]:
   """Rank metrics of each proxy against each truth metric (NB201 by index; other benchmarks by
-  the ``arch_strs`` of the indices, :func:`jaxnas.benchmarks.truth`)."""
+  the ``arch_strs`` of the indices, :func:`jaxnas.benchmarks.truth`); with ``interval`` also
+  ``spearman_lo``/``spearman_hi``, the 95 % bootstrap interval (:func:`benchmarks.spearman_interval`)."""
   from jaxnas import benchmarks
   rows = []
   for proxy, (idx, s) in sorted(scores.items()):
     for truth in truths:
       strs = None if arch_strs is None else [arch_strs[int(i)] for i in idx]
-      rep = benchmarks.rank_report(s, benchmarks.truth(truth, idx, strs))
-      rows.append({"proxy": proxy, "truth": truth, **rep})
+      t = benchmarks.truth(truth, idx, strs)
+      rows.append({"proxy": proxy, "truth": truth, **benchmarks.rank_report(s, t)})
+      if interval:
+        iv = benchmarks.spearman_interval(s, t)
+        rows[-1].update(spearman_lo=iv["lo"], spearman_hi=iv["hi"])
   return rows
 
 
 def format_table(rows) -> str:
   """Rows of :func:`correlation_table` as a fixed-width text table (header, rule, one line each)."""
-  head = f"{'proxy':<16} {'truth':<18} {'spearman':>9} {'kendall':>8} {'top10%':>7} {'n':>6} {'nonfinite':>9}"
+  ci = bool(rows) and "spearman_lo" in rows[0]
+  head = (f"{'proxy':<16} {'truth':<18} {'spearman':>9} " + (f"{'95% CI':>15} " if ci else "")
+          + f"{'kendall':>8} {'top10%':>7} {'n':>6} {'nonfinite':>9}")
   lines = [head, "-" * len(head)]
   for r in rows:
-    lines.append(f"{r['proxy']:<16} {r['truth']:<18} {r['spearman']:>9.3f} {r['kendall']:>8.3f} "
-                 f"{r['top10_overlap']:>7.3f} {r['n']:>6d} {r['n_nonfinite_scores']:>9d}")
+    iv = f"{r['spearman_lo']:>6.3f} .. {r['spearman_hi']:>5.3f} " if ci else ""
+    lines.append(f"{r['proxy']:<16} {r['truth']:<18} {r['spearman']:>9.3f} {iv}"
+                 f"{r['kendall']:>8.3f} {r['top10_overlap']:>7.3f} {r['n']:>6d} "
+                 f"{r['n_nonfinite_scores']:>9d}")
   return "\n".join(lines)
 
 
