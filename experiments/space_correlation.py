@@ -362,6 +362,10 @@ def main(argv=None):
     ref = list(csv.DictReader(f))
   rows = correlation_rows(score_dir, ref, metric)
   table = markdown(rows)
+  if args.dir is None:      # the space's own folder: say what it still lacks
+    todo = [stem for stem, _ in score_plan(args.space, score_dir, csv_path)]
+    table += ("\n\nSupported by the space, no complete file yet (`--score` resumes them): "
+              + (", ".join(todo) if todo else "none") + ".")
   with open(os.path.join(score_dir, "table.md"), "w") as f:
     f.write(title + "\n\n" + table + "\n")
   with open(os.path.join(score_dir, "table.json"), "w") as f:
