@@ -124,3 +124,20 @@ def test_kernel_without_the_jacobian_equals_the_gram_of_its_rows():
                              rtol=2e-2)
   with pytest.raises(JaxnasInputError, match="no parameters of the roles"):
     tenas.logit_sum_ntk(net, v, b.x, kinds=())
+
+
+def test_on_the_darts_network_theta_has_the_ones_vector_in_its_null_space():
+  """The DARTS network pools and classifies cells whose nodes are sums of train-mode BN outputs:
+  sum_i f(x_i) has zero gradient w.r.t. every kernel and BN scale, so Theta 1 = 0 and kappa is
+  round-off there (experiments/space_correlation.py leaves it out on DARTS). NB201's last BN is
+  followed by a ReLU: its Theta has no such null vector."""
+  from jaxnas.spaces import darts
+  b = tiny_batch_of(8, 8)
+
+  def null_ratio(net):
+    v = jax.jit(net.init)(jax.random.key(0), b.x)
+    th = np.asarray(tenas.logit_sum_ntk(net, v, b.x), np.float64)
+    return np.linalg.norm(th.sum(axis=1)) / np.linalg.norm(th)
+
+  assert null_ratio(spaces.network("darts", darts.encode("DARTS_V2"), C=4, L=4)) < 1e-5
+  assert null_ratio(spaces.network("nb201", nb201.from_index(9930), **TINY)) > 1e-2
