@@ -256,25 +256,13 @@ PROXY_OPTIONS = {("darts", "grasp"): ["--mode", "map"],
 #: proxies keep their own protocol's minibatch (epsinas: 256 images; nwot on NB101 was scored at
 #: 32 before this rule).
 NASLIB_BATCH = {"nb101": 32, "darts": 32}
-#: Proxies a space supports whose score is not a property of the architecture there, left out of
-#: ``--score`` with the reason. TE-NAS' kappa on DARTS: the network ends in global pooling and the
-#: classifier after cells whose nodes are sums of train-mode BN outputs, so sum_i f(x_i) has zero
-#: gradient w.r.t. every kernel and BN scale and Theta 1 = 0 (measured: |Theta 1| / |Theta| ~ 3e-8,
-#: with and without affine BN); lambda_min is float32 round-off and kappa 1e5 or ~1e7-1e8 at
-#: random (one C=32 genotype: 1e5 after 14 min). NB201 (BN + ReLU before pooling) and NB101 (ReLU
-#: last in every op) do not have this.
-DEGENERATE = {("darts", "tenas_ntk_cond"): "Theta 1 = 0: kappa is round-off on this network"}
 
 
 def complete_proxies(score_dir: str) -> set:
   """Proxies with a complete score file in ``score_dir`` (alone or in a joint file)."""
   done = set()
   for path in glob.glob(os.path.join(score_dir, "scores_*.csv")):
-    try:
-      with open(path + ".meta.json", encoding="utf-8") as f:
-        meta = json.load(f)
-    except (OSError, ValueError):
-      continue
+    meta = _sidecar(path)
     if meta.get("state", {}).get("complete"):
       done.update(meta["settings"]["proxies"])
   return done
@@ -288,8 +276,7 @@ def score_plan(space: str, score_dir: str, csv_path: str, only=None) -> list:
   from jaxnas.proxies import is_pooled
   # ensembles and pool-relative scores are computed from their members' files
   supported = [p for p in supported_proxies(space) if p != "ensemble" and not is_pooled(p)]
-  supported = [p for p in supported if (only is None or p in only)
-               and (space, p) not in DEGENERATE]
+  supported = [p for p in supported if only is None or p in only]
   with open(csv_path, newline="", encoding="utf-8") as f:
     columns = next(csv.reader(f))
   done = complete_proxies(score_dir)
@@ -374,9 +361,7 @@ def main(argv=None):
   if args.dir is None:      # the space's own folder: say what it still lacks
     todo = [stem for stem, _ in score_plan(args.space, score_dir, csv_path)]
     table += ("\n\nSupported by the space, no complete file yet (`--score` resumes them): "
-              + (", ".join(todo) if todo else "none") + "."
-              + "".join(f" Left out: {p} ({why})." for (sp, p), why in DEGENERATE.items()
-                        if sp == args.space))
+              + (", ".join(todo) if todo else "none") + ".")
   with open(os.path.join(score_dir, "table.md"), "w") as f:
     f.write(title + "\n\n" + table + "\n")
   with open(os.path.join(score_dir, "table.json"), "w") as f:

@@ -62,7 +62,7 @@ def test_the_scoring_plan_skips_complete_proxies_and_uses_the_references_batch(s
   assert d_snip[d_snip.index("--config") + 1] == "C=32,L=8"
   assert d_snip[d_snip.index("--batch-size") + 1] == "32"    # NASLib's NB301 batch too
   assert "--batch-size" not in d_swap                          # no reference column: its own
-  # TE-NAS' kappa is round-off on DARTS (Theta 1 = 0, tests/proxies/test_tenas.py): not planned
+  # TE-NAS' kappa is round-off on DARTS (Theta 1 = 0): the space lacks nonlinear_readout
   assert [s for s, _ in script.score_plan("darts", str(tmp_path), str(ref),
                                           only={"tenas_ntk_cond", "zico"})] == ["zico"]
   assert [s for s, _ in script.score_plan("nb101", str(tmp_path), str(ref),

@@ -29,7 +29,10 @@ images on NB201 (``prune_launch.py``) and PyTorch's default initialisation (its 
 re-initialisation is never applied, methods-spec §7.3): the caller's variables. The reference
 maps a NaN ratio (all-zero gradients, e.g. a cell of ``none`` edges) to 1e5; we also map a
 non-positive smallest eigenvalue (singular Theta, whose ratio is infinite or of the wrong sign
-from round-off) to the same :data:`ILL_CONDITIONED` = 1e5.
+from round-off) to the same :data:`ILL_CONDITIONED` = 1e5. It requires ``nonlinear_readout``: a
+network whose logits are affine in train-mode BN outputs (the DARTS network pools and classifies
+sums of BN outputs) has ``sum_i G[i] = 0`` over these parameters (BN outputs sum to a constant over
+the batch), so ``Theta 1 = 0`` and kappa is float32 round-off; such a space is refused.
 
 **Linear regions** (``tenas_regions``, higher is better): the number of distinct ReLU activation
 patterns ``(1[relu input > 0] over every unit of every ReLU)`` over a set of inputs. TE-NAS counts
@@ -149,7 +152,7 @@ def logit_sum_ntk(net, variables, x, kinds=P.TORCH_WEIGHTS, chunk: int = NTK_CHU
 
 
 @register("tenas_ntk_cond", higher_is_better=False, batch_size=NTK_BATCH_SIZE,
-          cpu_eager=True)
+          cpu_eager=True, requires=("nonlinear_readout",))
 def tenas_ntk_cond(net, variables, batch, key):
   """TE-NAS NTK condition number lambda_max/lambda_min of Theta = G G^T (Chen et al. 2021).
 

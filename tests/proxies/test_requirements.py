@@ -33,6 +33,8 @@ def test_nb201_runs_every_proxy_and_darts_lacks_the_nb201_hooks():
   for name in ("nwot", "swap", "tenas_regions", "ensemble", "fisher"):
     assert missing_capabilities(name, d) == [], name
   assert missing_capabilities("zen", d) == ["features"]
+  assert missing_capabilities("tenas_ntk_cond", d) == ["nonlinear_readout"]   # Theta 1 = 0
+  assert missing_capabilities("tenas_ntk_cond", "nb101") == []
   assert missing_capabilities("aznas", d) == ["N", "block_input", "tap"]   # via its components
   assert {"params", "synflow", "grad_norm", "epsilon", "jacob_cov"} <= set(supported_proxies(d))
 

@@ -431,6 +431,7 @@ SPACE = SearchSpace(
     masked=True,
     unrolled_only=("relu_probe", "gates", "tap"),   # auto: nwot, swap, tenas_regions, fisher,
                                                     # meco, meco_opt eagerly
+    provides=("nonlinear_readout",),   # every op ends in a ReLU
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table

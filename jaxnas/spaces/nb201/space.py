@@ -319,7 +319,7 @@ SPACE = SearchSpace(
     alpha_shape=(NUM_EDGES, NUM_OPS),
     discretize=discretize,
     unrolls=True,
-    provides=("features",),
+    provides=("features", "nonlinear_readout"),   # BN + ReLU before the pooling
     # FreeDARTS' NB201 supernet: the benchmark network, cell BN without affine parameters
     search_config=dict(C=16, N=5, cell_bn_affine=False, bn="batch"),
     small_config=dict(C=8, N=1, cell_bn_affine=False, bn="batch"),
