@@ -329,6 +329,17 @@ def run_plan(plan: list, dry_run: bool = False, cache: Optional[str] = CACHE) ->
   return failed
 
 
+def lacking(space: str, score_dir: str, csv_path: str) -> str:
+  """The table's last line for the space's own folder (named ``<space>_correlation``, wherever it
+  is: a scoring lane in a worktree names the main checkout's): the proxies it supports that have
+  no complete file yet; empty for any other folder (e.g. ``batch64/``, a deliberate subset)."""
+  if os.path.basename(os.path.normpath(score_dir)) != SETUPS[space][2]:
+    return ""
+  todo = [stem for stem, _ in score_plan(space, score_dir, csv_path)]
+  return ("\n\nSupported by the space, no complete file yet (`--score` resumes them): "
+          + (", ".join(todo) if todo else "none") + ".")
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--space", default="darts", choices=sorted(SETUPS))
@@ -357,11 +368,7 @@ def main(argv=None):
   with open(csv_path, newline="", encoding="utf-8") as f:
     ref = list(csv.DictReader(f))
   rows = correlation_rows(score_dir, ref, metric)
-  table = markdown(rows)
-  if args.dir is None:      # the space's own folder: say what it still lacks
-    todo = [stem for stem, _ in score_plan(args.space, score_dir, csv_path)]
-    table += ("\n\nSupported by the space, no complete file yet (`--score` resumes them): "
-              + (", ".join(todo) if todo else "none") + ".")
+  table = markdown(rows) + lacking(args.space, score_dir, csv_path)
   with open(os.path.join(score_dir, "table.md"), "w") as f:
     f.write(title + "\n\n" + table + "\n")
   with open(os.path.join(score_dir, "table.json"), "w") as f:

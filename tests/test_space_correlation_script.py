@@ -118,3 +118,19 @@ def test_the_ensemble_takes_its_members_at_the_batch_it_was_fitted_with(script, 
   assert script.member_file(str(tmp_path), "params") == str(tmp_path / "scores_params.csv")
   write(tmp_path / "batch64" / "scores_nwot.csv", "nwot", 64)
   assert script.member_file(str(tmp_path), "nwot") == str(tmp_path / "batch64" / "scores_nwot.csv")
+
+
+def test_the_spaces_own_folder_says_what_it_lacks_wherever_it_is(script, tmp_path):
+  ref = tmp_path / "ref.csv"
+  ref.write_text("matrix,ops\n")
+  own = tmp_path / "nb101_correlation"       # e.g. the main checkout's, named by a worktree lane
+  own.mkdir()
+  (own / "scores_zico.csv").write_text("index,arch_str,proxy,score\r\n")
+  (own / "scores_zico.csv.meta.json").write_text(json.dumps(
+      {"state": {"complete": True}, "settings": {"proxies": ["zico"]}}))
+  line = script.lacking("nb101", str(own) + "/", str(ref))
+  assert line.startswith("\n\nSupported by the space, no complete file yet")
+  todo = line.split(": ", 1)[1].rstrip(".").split(", ")
+  assert "zico" not in todo and "tenas_ntk_cond" in todo and "hnas_cond+hnas_trace" in todo
+  assert script.lacking("darts", str(own), str(ref)) == ""     # another space's folder
+  assert script.lacking("nb101", str(own / "batch64"), str(ref)) == ""

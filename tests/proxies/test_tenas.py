@@ -130,8 +130,10 @@ def test_on_the_darts_network_theta_has_the_ones_vector_in_its_null_space():
   """The DARTS network pools and classifies cells whose nodes are sums of train-mode BN outputs:
   sum_i f(x_i) has zero gradient w.r.t. every kernel and BN scale, so Theta 1 = 0 and kappa is
   round-off there (the space lacks ``nonlinear_readout`` and the proxy is refused). NB201's last BN is
-  followed by a ReLU: its Theta has no such null vector."""
+  followed by a ReLU, and every NB101 op ends in one (both provide ``nonlinear_readout``): their
+  Theta has no such null vector."""
   from jaxnas.spaces import darts
+  from tests.spaces.nb101.common import INCEPTION
   b = tiny_batch_of(8, 8)
 
   def null_ratio(net):
@@ -141,3 +143,7 @@ def test_on_the_darts_network_theta_has_the_ones_vector_in_its_null_space():
 
   assert null_ratio(spaces.network("darts", darts.encode("DARTS_V2"), C=4, L=4)) < 1e-5
   assert null_ratio(spaces.network("nb201", nb201.from_index(9930), **TINY)) > 1e-2
+  nb101 = dict(stem_channels=8, num_stacks=2, modules_per_stack=1)
+  assert null_ratio(spaces.network("nb101", INCEPTION, **nb101)) > 1e-2
+  for space in ("nb201", "nb101"):
+    assert "nonlinear_readout" in spaces.get_space(space).capabilities()
