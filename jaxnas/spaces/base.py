@@ -65,8 +65,9 @@ class SearchSpace(NamedTuple):
       proxy that needs one with the ``'eager'`` executor (on one device).
     provides: capabilities of the network beyond its module's fields (:meth:`capabilities`),
       e.g. ``('features',)``, ``'nonlinear_readout'`` (the logits are not affine in train-mode BN
-      outputs: TE-NAS' NTK is singular otherwise, :mod:`jaxnas.proxies.tenas`); a proxy whose ``requires`` names one the space lacks is refused
-      when it is selected (:func:`jaxnas.proxies.check_supported`).
+      outputs: TE-NAS' NTK is singular otherwise, :mod:`jaxnas.proxies.tenas`); a proxy whose
+      ``requires`` names one the space lacks is refused when it is selected
+      (:func:`jaxnas.proxies.check_supported`).
     masked: its shared build runs every operation of every architecture (fixed widths and masks,
       no conditionals; NB101), unlike NB201's ``lax.switch``: on CPU, ``auto`` then scores every
       proxy with the ``'eager'`` executor when the networks are big (with ``unrolls``).

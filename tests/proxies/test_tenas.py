@@ -126,7 +126,7 @@ def test_kernel_without_the_jacobian_equals_the_gram_of_its_rows():
     tenas.logit_sum_ntk(net, v, b.x, kinds=())
 
 
-def test_on_the_darts_network_theta_has_the_ones_vector_in_its_null_space():
+def test_theta_has_the_ones_vector_in_its_null_space_only_where_nonlinear_readout_is_lacking():
   """The DARTS network pools and classifies cells whose nodes are sums of train-mode BN outputs:
   sum_i f(x_i) has zero gradient w.r.t. every kernel and BN scale, so Theta 1 = 0 and kappa is
   round-off there (the space lacks ``nonlinear_readout`` and the proxy is refused). NB201's last BN is
