@@ -165,7 +165,9 @@ def network_grads(net, variables, x, cotangents, semantics: str = "rows", select
 
 #: Largest per-sample gradient block (samples x parameters, float32 bytes) :func:`network_gram`
 #: forms at once. NB201 (64 x 1.7M: 0.4 GiB) and the DARTS supernet at C=32, 8 cells (1.6 GiB) take
-#: one pass; NB101's 57M-entry shared layout (13.6 GiB at B = 64) takes several.
+#: one pass; NB101's 57M-entry shared layout (13.6 GiB at B = 64) takes 8, its compact parameters
+#: (:meth:`jaxnas.spaces.Network.compact`, what HNAS differentiates) one for ~286 of the 300
+#: benchmark cells (~315 passes for the 300, from their parameter counts).
 GRAM_BYTES = 3 * 2**30
 
 

@@ -13,14 +13,16 @@ ICLR 2021; code VITA-Group/TENAS ``lib/procedures/{ntk,linear_region_counter}.py
 backward passes of ``sum_c f_c(x_i)`` through the same batched graph, i.e. ``G`` is the Jacobian of
 the batched map ``theta -> (sum_c f_c(x_i))_i``. We compute it exactly that way: one forward pass,
 then the pullback of the batched map applied to the B basis vectors (``jax.jacrev`` row by row,
-in chunks of :data:`NTK_CHUNK` rows). When ``G`` (B rows of the selected parameters) would exceed
-:data:`GRAM_BYTES`, it is never formed: column ``j`` of ``Theta`` is ``J (J^T e_j)``, the pullback
-of ``e_j`` pushed forward through the linearised network (``jax.linearize``), :data:`NTK_CHUNK`
-columns at a time (the same kernel to float32 rounding, for one more linearised forward pass per
-column; NB101's shared layout holds 57M weights, a 15 GiB ``G`` at B = 72: one NB101 cell then
-peaks at 15.3 GiB and takes ~19 min on this CPU, B = 72 reverse passes through the batched network
-being TE-NAS' definition). Parameters of unused operations have zero gradient and do not
-contribute. On CPU ``mode='auto'`` scores it with the ``'eager'`` executor (``cpu_eager``): each
+in chunks of :data:`NTK_CHUNK` rows), over the network's compact parameters
+(:meth:`jaxnas.spaces.Network.compact`; NB101 run eagerly: the discrete layers at their real
+widths, 4.3M entries on average instead of the shared layout's 57M). When ``G`` (B rows of the
+selected parameters) would exceed :data:`GRAM_BYTES`, it is never formed: column ``j`` of
+``Theta`` is ``J (J^T e_j)``, the pullback of ``e_j`` pushed forward through the linearised
+network (``jax.linearize``), :data:`NTK_CHUNK` columns at a time (the same kernel to float32
+rounding, for one more linearised forward pass per column; NB101's shared layout, a 15 GiB ``G``
+at B = 72, took this route for every cell: ~19 min and 15.3 GiB per cell on this CPU; with the
+compact parameters 9 of the 300 benchmark cells, those above 14.9M parameters, still do).
+Parameters of unused operations have zero gradient and do not contribute. On CPU ``mode='auto'`` scores it with the ``'eager'`` executor (``cpu_eager``): each
 of the B pullbacks through the scanned ``map`` program recomputes every rematerialised cell and
 edge, while the discrete network keeps its residuals once; at full NB201 size eager measured
 4.6x faster (129 against 595 s per architecture under load, equal scores to 2e-5;
@@ -66,8 +68,9 @@ NTK_BATCH_SIZE = 72
 #: Rows of the Jacobian computed together (vmapped) in one step of the row loop.
 NTK_CHUNK = 8
 #: Largest Jacobian ``G`` (rows x selected parameters, float32 bytes) formed whole; a larger one
-#: (NB101: 15 GiB) is replaced by NTK-vector products (:func:`logit_sum_ntk`). NB201 (0.45 GiB at
-#: B = 72) and the DARTS supernet at C=32, 8 cells (1.8 GiB) form ``G``.
+#: (NB101's shared layout: 15 GiB) is replaced by NTK-vector products (:func:`logit_sum_ntk`).
+#: NB201 (0.45 GiB at B = 72), the DARTS supernet at C=32, 8 cells (1.8 GiB) and 291 of the 300
+#: NB101 benchmark cells' compact parameters form ``G``.
 GRAM_BYTES = 4 * 2**30
 #: Condition number reported when Theta is singular or its ratio is NaN (reference: NaN -> 1e5).
 ILL_CONDITIONED = 1e5
@@ -161,7 +164,7 @@ def tenas_ntk_cond(net, variables, batch, key):
   singular Theta -> 1e5 (TE-NAS ``get_ntk_n``).
   """
   del key
-  return condition_number(logit_sum_ntk(net, variables, batch.x))
+  return condition_number(logit_sum_ntk(*net.compact(variables), batch.x))
 
 
 # ------------------------------------------------------------------------- linear regions

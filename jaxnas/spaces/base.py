@@ -75,6 +75,12 @@ class SearchSpace(NamedTuple):
       NB201 ``{'C': 16, 'N': 5, 'cell_bn_affine': False, 'bn': 'batch'}``; None: ``model()``.
     small_config: module overrides of a small supernet for NTK-based searches (NASI), whose
       cost grows with the Jacobian; None: :attr:`search_config`.
+    compact_params: ``compact_params(params, arch, **module_fields) -> params`` of
+      ``model(compact=True)`` for a concrete ``arch`` run unrolled: only the parameters the
+      architecture's discrete network has, at their real sizes, with the same logits (NB101:
+      4.3M instead of the shared layout's 57M on average); None: the shared layout is already
+      compact enough. Used through :meth:`Network.compact` by the routes whose cost grows with
+      the parameters differentiated (per-sample gradients: HNAS, TE-NAS' NTK).
     describe: ``describe(arch) -> dict`` of JSON-able fields naming a search result (NB201:
       ``arch_str``, ``index``, ``params_M``); None: ``{'arch_str': decode(arch)}``.
     metrics: names of the ground-truth metrics of the space's benchmark (e.g.
@@ -108,6 +114,7 @@ class SearchSpace(NamedTuple):
   masked: bool = False
   search_config: Optional[Mapping] = None
   small_config: Optional[Mapping] = None
+  compact_params: Optional[Callable[..., Any]] = None
   describe: Optional[Callable[[Any], dict]] = None
   metrics: tuple = ()
   accuracy: Optional[Callable[[Any, str], np.ndarray]] = None
@@ -170,6 +177,8 @@ def _check(space: SearchSpace) -> None:
               "it: add `num_classes: int = 10`)")
   if space.unrolls and "unrolled" not in fields:
     raise bad(f"unrolls=True needs an `unrolled` field on {kind}")
+  if space.compact_params is not None and not ({"compact", "unrolled"} <= fields):
+    raise bad(f"compact_params needs `compact` and `unrolled` fields on {kind}")
   if not set(space.unrolled_only) <= set(fields) | set(space.provides):
     raise bad(f"unrolled_only={space.unrolled_only} names capabilities its module lacks")
 
@@ -225,6 +234,17 @@ class Network(NamedTuple):
   def active(self, params):
     """0/1 tree over ``params``: 1 for parameters of operations this architecture uses."""
     return self.space.active_mask(params, self.arch)
+
+  def compact(self, variables):
+    """``(net, variables)`` with the same logits over only the parameters this architecture's
+    discrete network has, at their real sizes (the space's ``compact_params``), when the space
+    has them and this network runs unrolled; else ``(self, variables)`` unchanged. Entries left
+    out have zero gradient, so per-sample gradients, and the NTK Gram matrices made of them, are
+    the same, for a fraction of the memory and passes (NB101: 1 gradient pass instead of 8)."""
+    if self.space.compact_params is None or not self.unrolled:
+      return self, variables
+    params = self.space.compact_params(variables["params"], self.arch, **self.config())
+    return self.replace(compact=True), {**variables, "params": params}
 
   def config(self) -> dict:
     """The module's configuration fields (for counting params/FLOPs)."""

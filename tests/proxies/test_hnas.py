@@ -65,3 +65,23 @@ def test_degenerate_cell_gets_the_sentinel_and_registration():
   assert float(cond) == 1e5
   assert get_proxy("hnas_trace").batch_size == 64 and get_proxy("hnas_cond").batch_size == 64
   assert not get_proxy("hnas_cond").higher_is_better and get_proxy("hnas_trace").higher_is_better
+
+
+def test_nb101_kernel_over_the_compact_parameters_equals_the_shared_layouts():
+  """On NB101's unrolled network the kernel is taken over the compact parameters (the discrete
+  layers at their real widths, one gradient pass where the shared layout's 57M entries took 8):
+  the same Theta as over the shared layout, in one group or in many."""
+  from jaxnas.ntk.per_sample import network_gram
+  from tests.spaces.nb101.common import INCEPTION
+  b = tiny_batch_of(8)
+  net = spaces.network("nb101", INCEPTION, stem_channels=8, num_stacks=2, modules_per_stack=1,
+                       unrolled=True)
+  v = net.init(jax.random.key(0), b.x)
+  cot = jax.nn.one_hot(b.y, net.module.num_classes, dtype=b.x.dtype)
+  sel = P.select(v["params"], P.WEIGHTS_AND_BIASES)
+  shared = np.asarray(network_gram(net, v, b.x, cot, "shares", select=sel))
+  grouped = np.asarray(network_gram(net, v, b.x, cot, "shares", select=sel, max_bytes=8 * 4000))
+  got = np.asarray(hnas_kernel(net, v, b))
+  assert net.compact(v)[0].module.compact
+  for theta in (got, grouped):
+    np.testing.assert_allclose(theta, shared, rtol=1e-4, atol=1e-5 * np.abs(shared).max())

@@ -147,3 +147,22 @@ def test_theta_has_the_ones_vector_in_its_null_space_only_where_nonlinear_readou
   assert null_ratio(spaces.network("nb101", INCEPTION, **nb101)) > 1e-2
   for space in ("nb201", "nb101"):
     assert "nonlinear_readout" in spaces.get_space(space).capabilities()
+
+
+def test_nb101_kernel_over_the_compact_parameters_equals_the_shared_layouts():
+  """tenas_ntk_cond takes NB101's kernel over the compact parameters (the discrete layers at their
+  real widths: G formed whole where the shared layout's 57M entries needed J (J^T e_j) column by
+  column): the same Theta as over the shared layout by either route, and the same kappa."""
+  from tests.spaces.nb101.common import INCEPTION
+  b = tiny_batch_of(6)
+  net = spaces.network("nb101", INCEPTION, stem_channels=8, num_stacks=2, modules_per_stack=1,
+                       unrolled=True)
+  v = net.init(jax.random.key(0), b.x)
+  shared = np.asarray(tenas.logit_sum_ntk(net, v, b.x, chunk=4))
+  cnet, cv = net.compact(v)
+  for theta in (tenas.logit_sum_ntk(cnet, cv, b.x, chunk=4),
+                tenas.logit_sum_ntk(cnet, cv, b.x, chunk=4, max_bytes=0),
+                tenas.logit_sum_ntk(net, v, b.x, chunk=4, max_bytes=0)):
+    np.testing.assert_allclose(theta, shared, rtol=1e-4, atol=1e-6 * np.abs(shared).max())
+  np.testing.assert_allclose(get_proxy("tenas_ntk_cond").fn(net, v, b, None),
+                             tenas.condition_number(jnp.asarray(shared)), rtol=2e-2)

@@ -220,13 +220,48 @@ _cb_block = jax.jit(conv_bn, static_argnames="bn")
 _pool_block = jax.jit(lambda x: max_pool(x, 3, 1))
 
 
-def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_relu=None,
+def cell_layers(matrix, ops, vc, c_in: int, features: int) -> list:
+  """The conv-BN-ReLU layers of a *concrete* spec's cell (numpy ``matrix``, ``ops``, ``vc``), in
+  the order :func:`unrolled_cell` runs them: ``(layer, op, index, kernel_size, c_in, c_out)`` with
+  ``layer`` named as in :class:`Cell` (``proj_<slot>`` / ``vertex_<slot>``, padded slots,
+  ``proj_6`` the output projection), ``op`` the stacked variable it is a slice of (``'proj'``,
+  ``'conv1x1'``, ``'conv3x3'``) at ``index`` = slot - 1, and its real input and output widths."""
+  a, ops, vc = np.asarray(matrix) > 0, np.asarray(ops), np.asarray(vc)
+  out = []
+  for t in range(1, _N - 1):
+    if ops[t] < 0:
+      continue
+    c = int(vc[t])
+    if a[0, t]:
+      out.append((f"proj_{t}", "proj", t - 1, 1, c_in, c))
+    if ops[t] != MAXPOOL:
+      op = "conv1x1" if ops[t] == CONV1X1 else "conv3x3"
+      out.append((f"vertex_{t}", op, t - 1, 1 if op == "conv1x1" else 3, c, c))
+  if a[0, _N - 1]:
+    out.append((f"proj_{_N - 1}", "proj", _N - 2, 1, c_in, features))
+  return out
+
+
+def real_layers(w, matrix, ops, vc, features: int) -> dict:
+  """``{layer: (kernel, scale, bias)}`` of a concrete spec's cell at the real widths
+  (:func:`cell_layers`), sliced from the stacked full-width variables ``w`` (``{op: (kernel,
+  scale, bias)}``, as :class:`MaskedCellVars` declares them)."""
+  c_in = w["proj"][0].shape[-2]
+  out = {}
+  for layer, op, i, _, ci, co in cell_layers(matrix, ops, vc, c_in, features):
+    k, sc, b = (q[i] for q in w[op])
+    out[layer] = (k[:, :, :ci, :co], sc[:co], b[:co])
+  return out
+
+
+def unrolled_cell(x, layers, matrix, ops, vc, features: int, bn: str = "batch", on_relu=None,
                   gate=None, on_tap=None):
   """:func:`masked_cell` for a *concrete* spec (numpy ``matrix``, ``ops``, ``vc``): Python loops
-  over its live vertices, each layer at its real width (kernels sliced from the full-width
-  variables) and each conv-BN-ReLU / pool a compiled block shared by every architecture, so only
-  the discrete network's arithmetic runs (the masked build computes every op at full width).
-  Values equal :func:`masked_cell`'s; entries outside the slices get zero gradients there too.
+  over its live vertices, each layer at its real width (``layers``: ``{layer: (kernel, scale,
+  bias)}`` as :func:`real_layers` slices them from the full-width variables, or held at that size)
+  and each conv-BN-ReLU / pool a compiled block shared by every architecture, so only the discrete
+  network's arithmetic runs (the masked build computes every op at full width). Values equal
+  :func:`masked_cell`'s; entries outside the slices get zero gradients there too.
   ``on_relu``, when given, is called with the input of every ReLU (each conv-BN-ReLU's BN
   output, at the layer's real width). ``gate``, when given, is called as ``gate(layer, kernel)``
   for every conv, ``layer`` named as in :class:`Cell` (``proj_<slot>``, ``vertex_<slot>``; slots
@@ -238,7 +273,8 @@ def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_re
   padded slot of the vertex (the projection's destination, 6 for proj_out)."""
   a, ops, vc = np.asarray(matrix) > 0, np.asarray(ops), np.asarray(vc)
 
-  def _cbr(h, k, sc, b, layer):
+  def _cbr(h, layer):
+    k, sc, b = layers[layer]
     g = None if gate is None else gate(layer, k)
     if on_relu is None and on_tap is None:
       return _cbr_block(h, k, sc, b, bn=bn, gate=g)
@@ -260,21 +296,19 @@ def unrolled_cell(x, w, matrix, ops, vc, features: int, bn: str = "batch", on_re
     c = int(vc[t])
     fan_in = [outs[s][..., :c] for s in range(1, t) if a[s, t]]
     if a[0, t]:
-      k, sc, b = (q[t - 1] for q in w["proj"])
-      fan_in.append(_cbr(x, k[..., :c], sc[:c], b[:c], f"proj_{t}"))
+      fan_in.append(_cbr(x, f"proj_{t}"))
     h = sum(fan_in[1:], fan_in[0])
     if ops[t] == MAXPOOL:
       h = _pool_block(h)
       if on_tap is not None:
         on_tap("pool", h, t)
     else:
-      k, sc, b = (q[t - 1] for q in w["conv1x1" if ops[t] == CONV1X1 else "conv3x3"])
-      h = _cbr(h, k[:, :, :c, :c], sc[:c], b[:c], f"vertex_{t}")
+      h = _cbr(h, f"vertex_{t}")
     outs[t] = h
   cat = [outs[u] for u in range(1, _N - 1) if a[u, _N - 1]]
   out = jnp.concatenate(cat, axis=-1) if cat else None
   if a[0, _N - 1]:
-    p = _cbr(x, *(q[_N - 2] for q in w["proj"]), f"proj_{_N - 1}")
+    p = _cbr(x, f"proj_{_N - 1}")
     out = p if out is None else out + p
   return out
 
@@ -326,7 +360,9 @@ def cell_masks(enc, s: int, c_in: int, features: int):
   return out
 
 
-def _cells(stem_channels, num_stacks, modules_per_stack):
+def cells(stem_channels, num_stacks, modules_per_stack):
+  """``(name, stack, c_in, c)`` of every cell in network order: ``cell_<stack>_<module>``, its input
+  and output widths."""
   c_prev = stem_channels
   for s, c in enumerate(stack_widths(stem_channels, num_stacks)):
     for j in range(modules_per_stack):
@@ -343,7 +379,7 @@ def arch_params(params, enc, stem_channels: int = 128, num_stacks: int = 3,
   initial distribution (§13.4); its nonzero-mask entry count is :func:`.counts.params`.
   """
   out = dict(params)
-  for name, s, c_in, c in _cells(stem_channels, num_stacks, modules_per_stack):
+  for name, s, c_in, c in cells(stem_channels, num_stacks, modules_per_stack):
     cell = dict(params[name])
     for op, (sigma, om, im) in cell_masks(enc, s, c_in, c).items():
       kmask = im[:, None, None, :, None] & om[:, None, None, None, :]
@@ -361,7 +397,7 @@ def num_live_params(enc, stem_channels: int = 128, num_stacks: int = 3,
   """Number of masked-net parameter entries that exist in the spec (the masks' sum; §13.4
   test 1)."""
   n = 9 * in_channels * stem_channels + 2 * stem_channels
-  for _, s, c_in, c in _cells(stem_channels, num_stacks, modules_per_stack):
+  for _, s, c_in, c in cells(stem_channels, num_stacks, modules_per_stack):
     for op, (_, om, im) in cell_masks(enc, s, c_in, c).items():
       k2 = 9 if op == "conv3x3" else 1
       n = n + jnp.sum(k2 * om.sum(1) * im.sum(1) + 2 * om.sum(1))
@@ -376,7 +412,7 @@ def discrete_params(params, spec, stem_channels: int = 128, num_stacks: int = 3,
   m, v = p.array(), p.num_vertices
   slot = padded_slots(v)
   out = {"stem": params["stem"], "head": params["head"]}
-  for name, s, c_in, c in _cells(stem_channels, num_stacks, modules_per_stack):
+  for name, s, c_in, c in cells(stem_channels, num_stacks, modules_per_stack):
     w, cell = params[name], {}
     vc = compute_vertex_channels(c_in, c, m)
     for t in range(1, v):

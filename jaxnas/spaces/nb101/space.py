@@ -32,13 +32,14 @@ from jaxnas.benchmarks import nb101
 from jaxnas.spaces.base import SearchSpace
 from jaxnas.spaces.nb101 import counts
 from jaxnas.spaces.nb101 import spec as S
-from jaxnas.spaces.nb101.net import (TAP_SITES, cell_masks, conv_bn, masked_cell, max_pool,
-                                     stack_widths, unrolled_cell)
+from jaxnas.spaces.nb101.net import (TAP_SITES, cell_layers, cell_masks, cells, conv_bn,
+                                     masked_cell, max_pool, real_layers, stack_widths,
+                                     unrolled_cell)
 
 _N = S.MAX_VERTICES
 ARCH_SHAPE = (_N * _N + _N,)
 DEFAULTS = dict(stem_channels=128, num_stacks=3, modules_per_stack=3, num_classes=10,
-                bn="batch", unrolled=False, remat=False)
+                bn="batch", unrolled=False, remat=False, compact=False)
 #: BN modes of the NB101 network: batch statistics (train mode, as every proxy runs) or none
 #: (identity: zero-cost synflow's BN-free copy, methods-spec §13.3).
 BN_MODES = ("batch", "none")
@@ -207,7 +208,14 @@ class NB101Model(nn.Module):
   the cells' inputs and recomputes each cell's intermediates in the backward pass: the same
   values for about one more forward pass (eager, benchmark network, peak resident memory:
   grad_norm at batch 32 4.1 -> 2.7 GiB, +16 % time; zico at 2 x 32 6.4 -> 3.5 GiB, +5-10 %; zico
-  at its paper's 2 x 128 7.0 GiB with it; ``jaxnas score --config remat=true``)."""
+  at its paper's 2 x 128 7.0 GiB with it; ``jaxnas score --config remat=true``).
+
+  ``compact`` (with ``unrolled`` and a concrete ``arch``): the parameters are only the discrete
+  network's layers, each at its real widths (``stem``, ``cell_<s>_<j>_<layer>/{conv,bn}`` with
+  ``<layer>`` as in :class:`.net.Cell`, ``classifier``: the tree :func:`compact_params` slices
+  from the shared one), not the shared full-width stacks: the same logits over ~1/13 of the
+  entries (benchmark network: 4.3M instead of 57M on average), for the routes whose cost grows
+  with the parameters differentiated (per-sample gradients; :meth:`jaxnas.spaces.Network.compact`)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
@@ -218,6 +226,7 @@ class NB101Model(nn.Module):
   relu_probe: Optional[Callable] = None
   gates: bool = False
   tap: Optional[Callable] = None
+  compact: bool = False
 
   @nn.compact
   def __call__(self, x, arch):
@@ -226,6 +235,10 @@ class NB101Model(nn.Module):
     unroll = self.unrolled and not isinstance(arch, jax.core.Tracer)
     if unroll:  # numpy only: inside a trace (eval_shape, grad) jnp would stage the encoding
       enc_np = S.encode(to_spec(np.asarray(arch)), widths)
+    elif self.compact:
+      raise JaxnasInputError(
+          "NB101's compact parameters (compact=True) are the layers of one concrete "
+          "architecture: they need unrolled=True and a concrete arch, not a traced one")
     probes = []
     on_relu = None
     if self.relu_probe is not None:
@@ -278,38 +291,33 @@ class NB101Model(nn.Module):
           on_tap("downsample", x, st, 0)
       for j in range(self.modules_per_stack):
         c_in = c_prev if j == 0 else c
-        factors = cell_masks(enc, st, c_in, c)
-        w = {}
-        for op, n, ks, ci in (("proj", _N - 1, 1, c_in), ("conv1x1", _N - 2, 1, c),
-                              ("conv3x3", _N - 2, 3, c)):
-          sigma, om, im = factors[op]
-
-          def kinit(key, shape, dtype=jnp.float32, sigma=sigma, om=om, im=im):
-            mask = im[:, None, None, :, None] & om[:, None, None, None, :]
-            return jnp.where(mask, jax.random.normal(key, shape, dtype)
-                             * sigma[:, None, None, None, None], 0).astype(dtype)
-
-          def sinit(key, shape, dtype=jnp.float32, om=om):
-            return om.astype(dtype)
-
-          kk, (sc, bi) = _ConvBN(kinit, (n, ks, ks, ci, c), (n, c), sinit,
-                                 name=f"cell_{st}_{j}_{op}")()
-          w[op] = (kk, sc, bi)
+        if self.compact:   # the real layers only, declared at their real widths
+          layers = {}
+          for layer, _, _, ks, ci, co in cell_layers(enc_np.matrix, enc_np.ops, enc_np.vc[st],
+                                                     c_in, c):
+            k, (sc, bi) = _ConvBN(_he, (ks, ks, ci, co), (co,), name=f"cell_{st}_{j}_{layer}")()
+            layers[layer] = (k, sc, bi)
+        else:
+          w = self._stacked_cell(enc, st, j, c_in, c)
+          layers = real_layers(w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c) if unroll else None
         hooked = gate is not None or on_tap is not None or on_relu is not None
         if self.remat and not hooked:   # recompute the cell in the backward pass
-          cell_fn = unrolled_cell if unroll else masked_cell
-          spec = ((enc_np.matrix, enc_np.ops, enc_np.vc[st]) if unroll else
-                  (enc.matrix, enc.ops, enc.vc[st], enc.offsets[st]))
-          x = jax.checkpoint(lambda x, w, cell_fn=cell_fn, spec=spec, c=c: cell_fn(
-              x, w, *spec, c, self.bn))(x, w)
+          if unroll:
+            spec = (enc_np.matrix, enc_np.ops, enc_np.vc[st])
+            x = jax.checkpoint(lambda x, w, spec=spec, c=c: unrolled_cell(x, w, *spec, c, self.bn))(
+                x, layers)
+          else:
+            spec = (enc.matrix, enc.ops, enc.vc[st], enc.offsets[st])
+            x = jax.checkpoint(lambda x, w, spec=spec, c=c: masked_cell(x, w, *spec, c, self.bn))(
+                x, w)
         elif unroll:
           cg = None if gate is None else (
               lambda layer, kernel, pre=f"cell_{st}_{j}_": gate(pre + layer, kernel))
           blk = st * self.modules_per_stack + j
           ct = None if on_tap is None else (
               lambda site, v, part, blk=blk: on_tap(site, v, blk, part))
-          x = unrolled_cell(x, w, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn, on_relu,
-                            cg, ct)
+          x = unrolled_cell(x, layers, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn,
+                            on_relu, cg, ct)
           if ct is not None:
             ct("cell", x, 0)
         else:
@@ -333,6 +341,30 @@ class NB101Model(nn.Module):
     return y
 
 
+  def _stacked_cell(self, enc, st: int, j: int, c_in: int, c: int) -> dict:
+    """Declares cell ``(st, j)``'s shared full-width variables, ``{op: (kernel, scale, bias)}``
+    stacked over slots, initialised for the architecture ``enc`` (He fan-out of the real layer,
+    entries the spec lacks 0)."""
+    factors = cell_masks(enc, st, c_in, c)
+    w = {}
+    for op, n, ks, ci in (("proj", _N - 1, 1, c_in), ("conv1x1", _N - 2, 1, c),
+                          ("conv3x3", _N - 2, 3, c)):
+      sigma, om, im = factors[op]
+
+      def kinit(key, shape, dtype=jnp.float32, sigma=sigma, om=om, im=im):
+        mask = im[:, None, None, :, None] & om[:, None, None, None, :]
+        return jnp.where(mask, jax.random.normal(key, shape, dtype)
+                         * sigma[:, None, None, None, None], 0).astype(dtype)
+
+      def sinit(key, shape, dtype=jnp.float32, om=om):
+        return om.astype(dtype)
+
+      kk, (sc, bi) = _ConvBN(kinit, (n, ks, ks, ci, c), (n, c), sinit,
+                             name=f"cell_{st}_{j}_{op}")()
+      w[op] = (kk, sc, bi)
+    return w
+
+
 def model(**config) -> NB101Model:
   unknown_keys = sorted(set(config) - set(DEFAULTS))
   if unknown_keys:
@@ -342,6 +374,23 @@ def model(**config) -> NB101Model:
     raise JaxnasInputError(f"NB101 option bn={config['bn']!r} is not one of "
                            f"{', '.join(BN_MODES)}")
   return NB101Model(**config)
+
+
+def compact_params(params, arch, stem_channels: int = 128, num_stacks: int = 3,
+                   modules_per_stack: int = 3, **_):
+  """The parameters of ``model(compact=True)`` for the concrete ``arch``: the shared tree's stem and
+  classifier, and per cell layer of the spec its slices of the stacked variables
+  (:func:`.net.real_layers`); the same values, so the compact network's logits are the shared
+  one's, and its gradients the shared gradients' only entries that can be nonzero."""
+  widths = stack_widths(stem_channels, num_stacks)
+  enc = S.encode(to_spec(np.asarray(arch)), widths)
+  out = {"stem": params["stem"], "classifier": params["classifier"]}
+  for name, st, _, c in cells(stem_channels, num_stacks, modules_per_stack):
+    w = {op: (params[f"{name}_{op}"]["conv"]["kernel"], params[f"{name}_{op}"]["bn"]["scale"],
+              params[f"{name}_{op}"]["bn"]["bias"]) for op in ("proj", "conv1x1", "conv3x3")}
+    for layer, (k, sc, b) in real_layers(w, enc.matrix, enc.ops, enc.vc[st], c).items():
+      out[f"{name}_{layer}"] = {"conv": {"kernel": k}, "bn": {"scale": sc, "bias": b}}
+  return out
 
 
 def active_mask(params, arch):
@@ -432,6 +481,7 @@ SPACE = SearchSpace(
     unrolled_only=("relu_probe", "gates", "tap"),   # auto: nwot, swap, tenas_regions, fisher,
                                                     # meco, meco_opt eagerly
     provides=("nonlinear_readout",),   # every op ends in a ReLU
+    compact_params=compact_params,
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table

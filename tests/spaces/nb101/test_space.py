@@ -363,3 +363,43 @@ def test_auto_runs_every_proxy_eagerly_on_big_nb101_networks(monkeypatch):
   assert info["mode"] == "eager"
   np.testing.assert_allclose(got, want, rtol=1e-5)
   scoring._cached_score_fn.cache_clear()
+
+
+@pytest.mark.parametrize("row", [0, 1, 33])
+def test_compact_parameters_are_the_discrete_layers_with_the_same_logits_and_gradients(row):
+  """``Network.compact`` (NB101 unrolled): the tree ``model(compact=True)`` declares, exactly
+  ``count_params`` entries (the shared layout holds every op at full width), the same logits, and
+  gradients that are the shared gradients' entries that can be nonzero: the same sum of squares
+  per role, and layer by layer the slices of the stacked gradients."""
+  from jaxnas import spaces
+  from jaxnas.spaces import params as P
+  a = SPACE.encode(csv_spec(row))
+  x = tiny_batch_of(4).x
+  net = spaces.network("nb101", a, **CFG, unrolled=True)
+  v = net.init(jax.random.key(row), x)
+  cnet, cv = net.compact(v)
+  size = lambda t: sum(leaf.size for leaf in jax.tree_util.tree_leaves(t))
+  assert cnet.module.compact and size(cv["params"]) == SPACE.count_params(a, **CFG)
+  assert size(cv["params"]) < size(v["params"])
+  declared = cnet.init(jax.random.key(1), x)["params"]
+  assert (jax.tree_util.tree_map(jnp.shape, declared)
+          == jax.tree_util.tree_map(jnp.shape, cv["params"]))
+  np.testing.assert_allclose(cnet.apply(cv, x), net.apply(v, x), rtol=1e-6, atol=1e-7)
+  loss = lambda n, var: jax.grad(lambda p: jnp.sum(jnp.sin(n.apply({"params": p}, x))))(
+      var["params"])
+  g, gc = loss(net, v), loss(cnet, cv)
+  for kind in P.KINDS:
+    sq = lambda t: float(P.masked_sum(lambda u: np.sum(np.asarray(u, np.float64) ** 2), t,
+                                      P.select(t, (kind,))))
+    np.testing.assert_allclose(sq(gc), sq(g), rtol=1e-5, err_msg=kind)
+  enc = S.encode(SP.to_spec(a), N.stack_widths(CFG["stem_channels"], CFG["num_stacks"]))
+  for layer, op, i, _, ci, co in N.cell_layers(enc.matrix, enc.ops, enc.vc[1], 2 * 8, 16):
+    np.testing.assert_allclose(gc[f"cell_1_0_{layer}"]["conv"]["kernel"],
+                               g[f"cell_1_0_{op}"]["conv"]["kernel"][i][:, :, :ci, :co],
+                               rtol=1e-6, err_msg=layer)
+  # a traced or masked network has no compact form: unchanged, and compact=True is refused
+  masked = spaces.network("nb101", a, **CFG)
+  same_net, same_v = masked.compact(v)
+  assert same_net is masked and same_v is v
+  with pytest.raises(JaxnasInputError, match="compact=True.*concrete arch"):
+    jax.jit(lambda arch: cnet._replace(arch=arch).apply(cv, x))(a)
