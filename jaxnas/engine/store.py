@@ -129,10 +129,11 @@ def _sha256(path: str, nbytes: int) -> str:
 
 #: module fields that choose how a network executes, not what it computes (the ``'eager'``
 #: executor's ``unrolled``; ``relu_probe``, a hook the ReLU-probe proxies set at call time, None
-#: in every recorded configuration; NB101's ``remat``, recomputing cells in the backward pass):
-#: files written before a space gained one still resume, and a run with or without it continues
-#: the other's file
-EXECUTION_FIELDS = ("unrolled", "relu_probe", "remat")
+#: in every recorded configuration; NB101's ``remat``, recomputing cells in the backward pass, and
+#: ``compact``, the same network over only its real layers, set inside the per-sample-gradient
+#: proxies by ``Network.compact``): files written before a space gained one still resume, and a
+#: run with or without it continues the other's file
+EXECUTION_FIELDS = ("unrolled", "relu_probe", "remat", "compact")
 #: module hooks a proxy switches on (fisher's ``gates``, MeCo's and AZ-NAS' ``tap``) and their
 #: value when off: a file written before a space gained the hook reads as the hook off, so it
 #: still resumes; a hook that is on is compared

@@ -107,8 +107,8 @@ def _partial_run(tmp_path, k=3):
 
 def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference):
   """Settings record what a network computes, not how it executes: a file whose module settings
-  carry ``unrolled``, ``relu_probe`` or ``remat`` (written before those fields were left out, or
-  with recomputation on) or lack them
+  carry ``unrolled``, ``relu_probe``, ``remat`` or ``compact`` (written before those fields were
+  left out, or with recomputation on) or lack them
   (written before a space's network gained them) resumes to the same file, while a real module
   difference is still refused."""
   ref, _ = reference
@@ -117,11 +117,12 @@ def test_execution_only_module_fields_do_not_block_a_resume(tmp_path, reference)
     run(out, progress=crash_after(2))
   meta_path = store.partial_path(str(out)) + ".meta.json"
   meta = json.load(open(meta_path))
-  assert not {"unrolled", "relu_probe", "remat"} & set(meta["settings"]["proxy_settings"][
+  assert not set(store.EXECUTION_FIELDS) & set(meta["settings"]["proxy_settings"][
       "l2_norm"]["module"])
+  assert {"unrolled", "relu_probe", "remat", "compact"} <= set(store.EXECUTION_FIELDS)
   for p in PROXIES:
     meta["settings"]["proxy_settings"][p]["module"].update(unrolled=False, relu_probe=None,
-                                                           remat=True)
+                                                           remat=True, compact=False)
   meta["settings"]["config"]["remat"] = True     # as --config remat=true wrote before
   assert "remat" not in runner.computing({"remat": True, "C": 4})
   json.dump(meta, open(meta_path, "w"))
