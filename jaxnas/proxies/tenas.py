@@ -86,16 +86,28 @@ def logit_sum_jacobian(net, variables, x, chunk: int = NTK_CHUNK):
   """Rows ``d(sum_c f_c(x_i))/d params`` of the batched map ``params -> (sum_c f_c(x_i))_i``.
 
   Returns a tree like ``variables['params']`` with leaves ``(B, *param_shape)``: one forward pass,
-  then the pullback applied to the basis vectors, ``chunk`` of them vmapped at a time.
+  then the pullback applied to the basis vectors, ``chunk`` of them vmapped at a time
+  (:func:`rows_per_pullback`).
   """
   def f(p):
     return jnp.sum(net.apply({**variables, "params": p}, x), axis=-1)      # (B,)
 
   y, pullback = jax.vjp(f, variables["params"])
   b = y.shape[0]
+  chunk = rows_per_pullback(net, chunk)
   rows = map_rows(lambda e: jax.vmap(lambda ei: pullback(ei)[0])(e), _basis(b, chunk, y.dtype),
                   getattr(net, "unrolled", False))
   return jax.tree_util.tree_map(lambda r: r.reshape((-1,) + r.shape[2:])[:b], rows)
+
+
+def rows_per_pullback(net, chunk: int) -> int:
+  """Basis vectors pulled back together: ``chunk`` (vmapped), or 1 on the unrolled network on CPU,
+  where a vmapped pullback makes every kernel gradient a grouped convolution, slow on XLA:CPU: on
+  NB101's row 2 (benchmark size, batch 72, compact parameters, two other jobs beside it) 8 rows
+  took 142-153 s one by one against 203-207 s vmapped, the same rows to 1e-5."""
+  if getattr(net, "unrolled", False) and jax.default_backend() == "cpu":
+    return 1
+  return chunk
 
 
 def _basis(b: int, chunk: int, dtype):
@@ -148,6 +160,7 @@ def logit_sum_ntk(net, variables, x, kinds=P.TORCH_WEIGHTS, chunk: int = NTK_CHU
 
   y, pullback = jax.vjp(f, chosen)
   _, push = jax.linearize(f, chosen)
+  chunk = rows_per_pullback(net, chunk)
   cols = map_rows(lambda e: jax.vmap(lambda ei: push(pullback(ei)[0]))(e),
                   _basis(b, chunk, y.dtype), getattr(net, "unrolled", False))
   theta = cols.reshape(-1, b)[:b]       # row j = Theta e_j

@@ -166,3 +166,7 @@ def test_nb101_kernel_over_the_compact_parameters_equals_the_shared_layouts():
     np.testing.assert_allclose(theta, shared, rtol=1e-4, atol=1e-6 * np.abs(shared).max())
   np.testing.assert_allclose(get_proxy("tenas_ntk_cond").fn(net, v, b, None),
                              tenas.condition_number(jnp.asarray(shared)), rtol=2e-2)
+  # on CPU the unrolled network pulls rows back one at a time (vmapped: grouped convolutions);
+  # the shared reference above, chunk 4 by its arguments, ran that route too
+  assert tenas.rows_per_pullback(net, 4) == (1 if jax.default_backend() == "cpu" else 4)
+  assert tenas.rows_per_pullback(spaces.network("nb101", INCEPTION), 4) == 4
