@@ -304,12 +304,12 @@ class NB101Model(nn.Module):
         if self.remat and not hooked:   # recompute the cell in the backward pass
           if unroll:
             spec = (enc_np.matrix, enc_np.ops, enc_np.vc[st])
-            x = jax.checkpoint(lambda x, w, spec=spec, c=c: unrolled_cell(x, w, *spec, c, self.bn))(
-                x, layers)
+            x = jax.checkpoint(lambda x, w, spec=spec, c=c: unrolled_cell(
+                x, w, *spec, c, self.bn))(x, layers)
           else:
             spec = (enc.matrix, enc.ops, enc.vc[st], enc.offsets[st])
-            x = jax.checkpoint(lambda x, w, spec=spec, c=c: masked_cell(x, w, *spec, c, self.bn))(
-                x, w)
+            x = jax.checkpoint(lambda x, w, spec=spec, c=c: masked_cell(
+                x, w, *spec, c, self.bn))(x, w)
         elif unroll:
           cg = None if gate is None else (
               lambda layer, kernel, pre=f"cell_{st}_{j}_": gate(pre + layer, kernel))
@@ -339,7 +339,6 @@ class NB101Model(nn.Module):
       self.sow("intermediates", "gate_kernels", gate_kernels, init_fn=lambda: None,
                reduce_fn=lambda _, v: v)
     return y
-
 
   def _stacked_cell(self, enc, st: int, j: int, c_in: int, c: int) -> dict:
     """Declares cell ``(st, j)``'s shared full-width variables, ``{op: (kernel, scale, bias)}``
