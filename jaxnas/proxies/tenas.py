@@ -22,8 +22,9 @@ network (``jax.linearize``), :data:`NTK_CHUNK` columns at a time (the same kerne
 rounding, for one more linearised forward pass per column; NB101's shared layout, a 15 GiB ``G``
 at B = 72, took this route for every cell: ~19 min and 15.3 GiB per cell on this CPU; with the
 compact parameters 9 of the 300 benchmark cells, those above 14.9M parameters, still do).
-Parameters of unused operations have zero gradient and do not contribute. On CPU ``mode='auto'`` scores it with the ``'eager'`` executor (``cpu_eager``): each
-of the B pullbacks through the scanned ``map`` program recomputes every rematerialised cell and
+Parameters of unused operations have zero gradient and do not contribute. On CPU
+``mode='auto'`` scores it with the ``'eager'`` executor (``cpu_eager``): each of the B
+pullbacks through the scanned ``map`` program recomputes every rematerialised cell and
 edge, while the discrete network keeps its residuals once; at full NB201 size eager measured
 4.6x faster (129 against 595 s per architecture under load, equal scores to 2e-5;
 ``experiments/bench_executors.py --proxies tenas_ntk_cond``). TE-NAS uses one batch of 72
