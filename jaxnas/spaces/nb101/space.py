@@ -215,7 +215,8 @@ class NB101Model(nn.Module):
   ``<layer>`` as in :class:`.net.Cell`, ``classifier``: the tree :func:`compact_params` slices
   from the shared one), not the shared full-width stacks: the same logits over ~1/13 of the
   entries (benchmark network: 4.3M instead of 57M on average), for the routes whose cost grows
-  with the parameters differentiated (per-sample gradients; :meth:`jaxnas.spaces.Network.compact`)."""
+  with the parameters differentiated (per-sample gradients;
+  :meth:`jaxnas.spaces.Network.compact`)."""
   stem_channels: int = 128
   num_stacks: int = 3
   modules_per_stack: int = 3
