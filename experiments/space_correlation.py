@@ -230,7 +230,8 @@ def markdown(rows: list) -> str:
 #: The order ``--score`` runs a space's proxies in (cheapest first on this CPU); ``a+b`` share one
 #: pass (:mod:`jaxnas.proxies.joint`). Supported proxies not listed run after these.
 ORDER = ("params", "flops", "az_complexity", "l2_norm", "synflow", "synflow_bn",
-         "grad_norm+snip+plain", "fisher", "jacob_cov", "nwot", "meco", "meco_opt", "epsilon",
+         "grad_norm+snip+plain", "fisher", "jacob_cov", "nwot", "meco", "meco_opt",
+         "az_expressivity+az_progressivity+az_trainability", "epsilon",
          "tenas_regions", "epe_nas", "swap", "zico", "grasp", "nasi", "nasi_gaussian",
          "nasi_random_labels", "tenas_ntk_cond", "hnas_cond+hnas_trace")
 #: (On DARTS C=32, L=8 here: nasi 17 s per genotype; the HNAS pair 24 s (one kernel, shared).

@@ -7,7 +7,9 @@ candidate *pool* by :func:`aggregate`. The network runs in train mode (batch sta
 Kaiming-normal fan-in weights (biases 0, BN scale 1 and bias 0) on ``B = 64`` standard Gaussian
 images at the resolution of ``batch.x`` (a fresh draw per architecture: from the proxy's key). The
 features are the ``L + 1`` block outputs ``f_0..f_L`` (stem, then every cell and reduction block in
-order; 18 for NB201 with N = 5; the head is not used). Write ``X_l`` for ``f_l`` reshaped to
+order; 18 for NB201 with N = 5; the head is not used; on NB101 the stem and its 9 cells, the
+max-pool that opens a stack counted in the cell it feeds: the reference has no NB101 code, this
+is its block definition applied to NB101's stages). Write ``X_l`` for ``f_l`` reshaped to
 ``(B H W, C)`` (each position a sample, each channel a variable)::
 
     e_l = - sum_i p_i ln(p_i + 1e-8),  p = s / sum(s),  s = eigvalsh(Xc^T Xc / n)   (Xc centred)
@@ -29,11 +31,12 @@ and the AZ-NAS score of candidate ``i`` in a pool of ``N`` architectures is
 registered as a :class:`jaxnas.proxies.Pooled` score of the four components (the engine stores the
 components; ``jaxnas score`` / ``correlate`` / the searches rank them over the set they hold).
 
-Implementation: ``NB201Net.tap`` gives every block output (the entropies are computed there, and
-``<r_l, f_l>`` for T), ``NB201Net.block_input`` replaces each block's input ``h`` by
-``stop_gradient(h) + delta_l``: one backward pass of ``sum_l <r_l, f_l>`` then yields every
-block's own vector-Jacobian product as ``d / d delta_l`` (the reference runs 17 separate
-``autograd.grad`` calls on the retained graph).
+Implementation: the network's ``tap`` gives every block output (sites ``'stem'``, ``'cell'``,
+``'reduction'``; the entropies are computed there, and ``<r_l, f_l>`` for T), its ``block_input``
+replaces each block's input ``h`` by ``stop_gradient(h) + delta_l``: one backward pass of
+``sum_l <r_l, f_l>`` then yields every block's own vector-Jacobian product as ``d / d delta_l``
+(the reference runs 17 separate ``autograd.grad`` calls on the retained graph). The space's
+``block_shapes`` gives the deltas' shapes (``SearchSpace.block_shapes``: NB201, NB101).
 
 Degenerate values (documented deviations; the reference returns -inf, which the contract of this
 package forbids): a block whose centred features are exactly 0 (``sum(s) = 0``, e.g. the output of
@@ -57,7 +60,6 @@ from jaxnas.proxies import joint
 from jaxnas.proxies._pool import DEGENERATE, log_ranks
 from jaxnas.proxies.registry import register, register_pooled
 from jaxnas.spaces import sum_probes
-from jaxnas.spaces.nb201.net import num_blocks
 
 #: Gaussian inputs per architecture (the reference's search batch on NB201).
 BATCH_SIZE = 64
@@ -77,9 +79,32 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 def _check_network(net, name):
   fields = getattr(net.module, "__dataclass_fields__", {})
-  if "tap" not in fields or "block_input" not in fields or "N" not in fields:
-    raise JaxnasInputError(f"{name} needs the NB201 network's block taps (tap, block_input); "
-                           f"the {net.space.name!r} network has none")
+  if "tap" not in fields or "block_input" not in fields or net.space.block_shapes is None:
+    raise JaxnasInputError(f"{name} needs the network's block taps and block shapes (tap, "
+                           f"block_input, block_shapes); the {net.space.name!r} network has none")
+
+
+def block_shapes(net, x) -> tuple:
+  """``((in_shape, out_shape), ...)`` of ``net``'s blocks ``1..L`` on the input ``x`` (the space's
+  ``block_shapes``)."""
+  return tuple((tuple(i), tuple(o)) for i, o in net.space.block_shapes(tuple(x.shape),
+                                                                       **net.config()))
+
+
+def _groups(shapes) -> list:
+  """Runs ``[first block, count, in_shape]`` of consecutive blocks sharing an input shape (one
+  stacked delta each: a block's input is found by its shape, its place in the run by its index,
+  which the scanned NB201 build passes traced)."""
+  runs = []
+  for l, (i, _) in enumerate(shapes, 1):
+    if runs and runs[-1][2] == i:
+      runs[-1][1] += 1
+    elif any(r[2] == i for r in runs):
+      raise JaxnasInputError(f"AZ-NAS: blocks {l} and earlier ones share the input shape {i} "
+                             "but are not consecutive; the space's block_shapes cannot be grouped")
+    else:
+      runs.append([l, 1, i])
+  return runs
 
 
 def gaussian_input(key, batch):
@@ -159,36 +184,30 @@ def _block_tap(num: int, key_r=None):
 def block_entropies(net, variables, x):
   """``(e, ok)`` ``(L+1,)`` per block (stem first) of ``net`` on ``x`` (one forward pass)."""
   _check_network(net, "AZ-NAS")
-  n = net.module.N
-  tapped = net.replace(tap=_block_tap(num_blocks(n))).apply(
+  num = 1 + len(block_shapes(net, x))
+  tapped = net.replace(tap=_block_tap(num)).apply(
       variables, x, mutable=["intermediates"])[1]["intermediates"]
   t = sum_probes(tapped, "tap")
   return t["entropy"], t["dead"] == 0
 
 
-def _stage_shapes(net, x):
-  m = net.module
-  b, h, w, _ = x.shape
-  return [(b, h // 2**s, w // 2**s, m.C * 2**s) for s in range(3)]
-
-
 def block_trainabilities(net, variables, x, key_r):
-  """``(t, identity, e, ok)``: per block ``l = 1..L`` (in stage order: the cells of a stage, then
-  the reduction after it) ``t_l`` and the identity flag, and the per-block entropies of
-  :func:`block_entropies` (from the same forward pass). One forward and one backward pass."""
+  """``(t, identity, e, ok)``: per block ``l = 1..L`` in forward order ``t_l`` and the identity
+  flag, and the per-block entropies of :func:`block_entropies` (from the same forward pass). One
+  forward and one backward pass: each block's input ``h`` becomes ``stop_gradient(h) +
+  delta_l``, and ``d sum_l <r_l, f_l> / d delta_l`` is block ``l``'s own VJP of ``r_l``."""
   _check_network(net, "AZ-NAS")
-  N = net.module.N
-  shapes = _stage_shapes(net, x)
-  # inputs of stage s's cells and of the reduction after it share stage s's shape
-  counts = (N + 1, N + 1, N)
-  deltas = [jnp.zeros((k,) + sh, jnp.float32) for k, sh in zip(counts, shapes)]
+  shapes = block_shapes(net, x)
+  runs = _groups(shapes)
+  deltas = [jnp.zeros((count,) + shape, jnp.float32) for _, count, shape in runs]
+  in_shapes = [shape for _, _, shape in runs]
 
   def forward(deltas):
     def block_input(h, block):
-      g = shapes.index(tuple(h.shape))
-      return jax.lax.stop_gradient(h) + deltas[g][block - (g * (N + 1) + 1)].astype(h.dtype)
+      g = in_shapes.index(tuple(h.shape))
+      return jax.lax.stop_gradient(h) + deltas[g][block - runs[g][0]].astype(h.dtype)
 
-    net2 = net.replace(tap=_block_tap(num_blocks(N), key_r), block_input=block_input)
+    net2 = net.replace(tap=_block_tap(1 + len(shapes), key_r), block_input=block_input)
     _, st = net2.apply(variables, x, mutable=["intermediates"])
     t = sum_probes(st["intermediates"], "tap")
     return t["dot"], (t["entropy"], t["dead"] == 0)
@@ -196,17 +215,19 @@ def block_trainabilities(net, variables, x, key_r):
   _, pullback, (e, ok) = jax.vjp(forward, deltas, has_aux=True)
   (grads,) = pullback(jnp.ones((), jnp.float32))
   ts, ids = [], []
-  for s in range(3):
-    first = s * (N + 1) + 1
-    blocks = first + jnp.arange(N)
-    r = jax.vmap(lambda l: rademacher(key_r, l, shapes[s]))(blocks)
-    t, ident = jax.vmap(block_trainability)(grads[s][:N], r)
-    ts.append(t)
-    ids.append(ident)
-    if s < 2:   # the reduction block after stage s
-      t, ident = block_trainability(grads[s][N], rademacher(key_r, first + N, shapes[s + 1]))
-      ts.append(t[None])
-      ids.append(ident[None])
+  for (first, count, _), g in zip(runs, grads):
+    k = 0
+    while k < count:   # vmapped over consecutive blocks with one output shape
+      out = shapes[first + k - 1][1]
+      n = 1
+      while k + n < count and shapes[first + k + n - 1][1] == out:
+        n += 1
+      blocks = first + k + jnp.arange(n)
+      r = jax.vmap(lambda l, out=out: rademacher(key_r, l, out))(blocks)
+      t, ident = jax.vmap(block_trainability)(g[k:k + n], r)
+      ts.append(t)
+      ids.append(ident)
+      k += n
   return jnp.concatenate(ts), jnp.concatenate(ids), e, ok
 
 
@@ -262,7 +283,7 @@ def _shared_entropies(net, variables, batch, key):
 
 
 @register("az_expressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
-          requires=("tap", "block_input", "N"), shares=("az_entropies",))
+          requires=("tap", "block_input", "block_shapes"), shares=("az_entropies",))
 def az_expressivity(net, variables, batch, key):
   """AZ-NAS expressivity E = sum_l e_l, spectral entropies of the block outputs (Lee & Ham 2024).
 
@@ -274,7 +295,7 @@ def az_expressivity(net, variables, batch, key):
 
 
 @register("az_progressivity", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
-          requires=("tap", "block_input", "N"), shares=("az_entropies",))
+          requires=("tap", "block_input", "block_shapes"), shares=("az_entropies",))
 def az_progressivity(net, variables, batch, key):
   """AZ-NAS progressivity P = min_l (e_l - e_{l-1}) over consecutive block entropies (Lee & Ham).
 
@@ -285,7 +306,7 @@ def az_progressivity(net, variables, batch, key):
 
 
 @register("az_trainability", needs_data=False, batch_size=BATCH_SIZE, config=CONFIG,
-          requires=("tap", "block_input", "N"))
+          requires=("tap", "block_input", "block_shapes"))
 def az_trainability(net, variables, batch, key):
   """AZ-NAS trainability T = mean_l (-sigma_l - 1/(sigma_l + 1e-6) + 2) (Lee & Ham 2024).
 

@@ -81,6 +81,12 @@ class SearchSpace(NamedTuple):
       4.3M instead of the shared layout's 57M on average); None: the shared layout is already
       compact enough. Used through :meth:`Network.compact` by the routes whose cost grows with
       the parameters differentiated (per-sample gradients: HNAS, TE-NAS' NTK).
+    block_shapes: ``block_shapes(x_shape, **module_fields) -> ((in_shape, out_shape), ...)``:
+      the network's blocks ``1..L`` in order (block 0 is the stem), each the shapes of its input
+      and output for an input batch of ``x_shape`` (NHWC). The module calls ``block_input(h,
+      block)`` on each block's input and taps each block's output as ``'stem'`` (block 0) or
+      ``'cell'``/``'reduction'`` (``tap(site, h, block, part)``); AZ-NAS (capability
+      ``'block_shapes'``) differentiates every block alone through these.
     describe: ``describe(arch) -> dict`` of JSON-able fields naming a search result (NB201:
       ``arch_str``, ``index``, ``params_M``); None: ``{'arch_str': decode(arch)}``.
     metrics: names of the ground-truth metrics of the space's benchmark (e.g.
@@ -115,6 +121,7 @@ class SearchSpace(NamedTuple):
   search_config: Optional[Mapping] = None
   small_config: Optional[Mapping] = None
   compact_params: Optional[Callable[..., Any]] = None
+  block_shapes: Optional[Callable[..., tuple]] = None
   describe: Optional[Callable[[Any], dict]] = None
   metrics: tuple = ()
   accuracy: Optional[Callable[[Any, str], np.ndarray]] = None
@@ -129,8 +136,8 @@ class SearchSpace(NamedTuple):
     set), the extra names in ``provides`` (e.g. ``'features'``: the pre-classifier features sown
     as ``intermediates/features``) and what its functions make possible: ``'supernet'``
     (``alpha_shape`` and ``discretize``), ``'enumerable'`` (``num_archs`` with ``to_index`` /
-    ``from_index``), ``'mutate'``, ``'benchmark'`` (``accuracy``), ``'unrolled'`` (``unrolls``).
-    Proxies declare what they use in ``Proxy.requires``, search methods in ``Method.requires``.
+    ``from_index``), ``'mutate'``, ``'benchmark'`` (``accuracy``), ``'unrolled'`` (``unrolls``),
+    ``'block_shapes'``. Proxies declare what they use in ``Proxy.requires``, search methods in ``Method.requires``.
     Computed once per space (the module is built to read its fields)."""
     return _capabilities(self)
 
@@ -179,6 +186,8 @@ def _check(space: SearchSpace) -> None:
     raise bad(f"unrolls=True needs an `unrolled` field on {kind}")
   if space.compact_params is not None and not ({"compact", "unrolled"} <= fields):
     raise bad(f"compact_params needs `compact` and `unrolled` fields on {kind}")
+  if space.block_shapes is not None and not ({"block_input", "tap"} <= fields):
+    raise bad(f"block_shapes needs `block_input` and `tap` fields on {kind}")
   if not set(space.unrolled_only) <= set(fields) | set(space.provides):
     raise bad(f"unrolled_only={space.unrolled_only} names capabilities its module lacks")
 
@@ -197,7 +206,7 @@ def _capabilities(space: SearchSpace) -> frozenset:
              "enumerable": (space.num_archs is not None and space.to_index is not None
                             and space.from_index is not None),
              "mutate": space.mutate is not None, "benchmark": space.accuracy is not None,
-             "unrolled": space.unrolls}
+             "unrolled": space.unrolls, "block_shapes": space.block_shapes is not None}
   return (frozenset(f for f in fields if f not in ("parent", "name")) | frozenset(space.provides)
           | frozenset(k for k, v in derived.items() if v))
 

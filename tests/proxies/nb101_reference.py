@@ -118,10 +118,10 @@ class Net:
     for s in range(self.stacks):
       if s:
         x = max_pool2(x)
-        self.hook("MaxPool2d", x, ("downsample", s, 0, 0))
+        self.hook("MaxPool2d", x, ("downsample", 1 + s * self.mods, 0, 0))
         c *= 2
       for j in range(self.mods):
-        x = self.cell(x, f"cell_{s}_{j}", c, s * self.mods + j)
+        x = self.cell(x, f"cell_{s}_{j}", c, 1 + s * self.mods + j)   # the stem is block 0
     logits = x.mean(axis=(1, 2)) @ self.p["classifier"]["kernel"] + self.p["classifier"]["bias"]
     self.hook("Linear", logits)
     self.hook("Network", logits)

@@ -15,19 +15,13 @@ from jaxnas import engine, spaces
 from jaxnas.data import Batch
 from jaxnas.errors import JaxnasInputError
 from jaxnas.proxies import get_proxy, meco, supported_proxies
-from jaxnas.spaces.nb101 import spec as S
 from jaxnas.spaces.nb101.net import TAP_SITES
 from tests.conftest import tiny_batch_of
 from tests.proxies.nb101_reference import Net
-from tests.spaces.nb101.common import C1, C3, INCEPTION, MP, TRIVIAL
+from tests.spaces.nb101.common import INCEPTION, MIXED, TRIVIAL
 
 CFG = dict(stem_channels=8, num_stacks=2, modules_per_stack=1)
 SPACE = spaces.get_space("nb101")
-# V=6, 9 edges: projections into 1 and 2, the one into 2 summed with an interior input (1->2,
-# widths 3->3 at C=8, 6->5 at C=16: truncated), a truncated input to the max pool (2->3: 3->2 at
-# C=8), a conv1x1 and two conv3x3, a 3-way concatenation (8 = 3+3+2, 16 = 6+5+5) plus proj_out
-MIXED = S.parse([[0, 1, 1, 0, 0, 1], [0, 0, 1, 0, 0, 1], [0, 0, 0, 1, 0, 1], [0, 0, 0, 0, 1, 0],
-                 [0, 0, 0, 0, 0, 1], [0] * 6], ["input", C3, C1, MP, C3, "output"])
 SPECS = {"mixed": MIXED, "trivial": TRIVIAL, "inception": INCEPTION}
 #: hook events per (site) of the reference model, by module class (the docstring's table)
 EVENTS = {"stem_bn": 2, "stem": 3, "downsample": 1, "proj_bn": 2, "proj": 3, "conv_bn": 2,

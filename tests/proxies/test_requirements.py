@@ -35,7 +35,8 @@ def test_nb201_runs_every_proxy_and_darts_lacks_the_nb201_hooks():
   assert missing_capabilities("zen", d) == ["features"]
   assert missing_capabilities("tenas_ntk_cond", d) == ["nonlinear_readout"]   # Theta 1 = 0
   assert missing_capabilities("tenas_ntk_cond", "nb101") == []
-  assert missing_capabilities("aznas", d) == ["N", "block_input", "tap"]   # via its components
+  assert missing_capabilities("aznas", d) == ["block_input", "block_shapes", "tap"]   # members
+  assert missing_capabilities("aznas", "nb101") == []
   assert {"params", "synflow", "grad_norm", "epsilon", "jacob_cov"} <= set(supported_proxies(d))
 
 

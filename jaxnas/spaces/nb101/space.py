@@ -39,10 +39,14 @@ from jaxnas.spaces.nb101.net import (TAP_SITES, cell_layers, cell_masks, cells, 
 _N = S.MAX_VERTICES
 ARCH_SHAPE = (_N * _N + _N,)
 DEFAULTS = dict(stem_channels=128, num_stacks=3, modules_per_stack=3, num_classes=10,
-                bn="batch", unrolled=False, remat=False, compact=False)
+                bn="batch", weight_init="nasbench", unrolled=False, remat=False, compact=False)
 #: BN modes of the NB101 network: batch statistics (train mode, as every proxy runs) or none
 #: (identity: zero-cost synflow's BN-free copy, methods-spec §13.3).
 BN_MODES = ("batch", "none")
+#: Weight initialisations: ``'nasbench'`` (§13.4: He fan-out normal kernels of the real layer,
+#: classifier N(0, 0.01^2)) or ``'kaiming_normal'`` (AZ-NAS' ``kaiming_norm_fanin``: every conv and
+#: the classifier N(0, 2 / fan_in) of the real layer); biases 0, BN scale 1 and bias 0 in both.
+WEIGHT_INITS = ("nasbench", "kaiming_normal")
 
 
 # ------------------------------------------------------------------------- encoding
@@ -132,6 +136,14 @@ def _he(key, shape, dtype=jnp.float32):
   return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / (shape[0] * shape[1] * shape[-1]))
 
 
+def _he_fan_in(key, shape, dtype=jnp.float32):
+  """Kaiming fan-in normal for HWIO kernels and dense ``(in, out)``: N(0, 2 / (k^2 C_in))."""
+  return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / np.prod(shape[:-1]))
+
+
+_KERNEL_INITS = {"nasbench": _he, "kaiming_normal": _he_fan_in}
+
+
 class _ConvBN(nn.Module):
   """Parameters of one (or a stack of) conv-BN-ReLU layers: ``<name>_conv/kernel`` and
   ``<name>_bn/{scale,bias}``, initialised by the given functions."""
@@ -196,13 +208,23 @@ class NB101Model(nn.Module):
 
   ``tap``: ``fn(site, tensor, block, part) -> array``, its values summed over the tensors of
   :data:`.net.TAP_SITES` and sown as ``tap`` in ``intermediates`` (:func:`jaxnas.spaces.sum_probes`
-  adds them; MeCo): ``'stem_bn'``, ``'stem'`` (block 0), ``'downsample'`` (block = the stack it
-  feeds), and per cell (block = ``stack * modules_per_stack + module``) the BN and ReLU outputs of
+  adds them; MeCo, AZ-NAS): ``'stem_bn'``, ``'stem'`` (block 0), ``'downsample'`` (block = the
+  cell it feeds), and per cell (block = ``1 + stack * modules_per_stack + module``, as
+  ``block_input``) the BN and ReLU outputs of
   each projection (``'proj_bn'``, ``'proj'``) and vertex conv (``'conv_bn'``, ``'conv'``), each
   max-pool vertex's output (``'pool'``; part = the padded slot of the vertex, 6 for proj_out) and
   the cell's output (``'cell'``, part 0); every tensor at the discrete layer's real width. Only the
   unrolled build has it (the masked build's tensors carry channels and ops the spec lacks), so a
   tap there is refused by name (``'auto'`` scores meco eagerly: ``unrolled_only``).
+
+  ``block_input``: ``fn(h, block) -> h`` applied to every block's input (AZ-NAS): blocks are the
+  stem (0, no input) and the cells ``1 + stack * modules_per_stack + module`` in forward order,
+  the first cell of a later stack with the max-pool that feeds it (its input is the previous
+  stack's output, at twice the resolution); :func:`block_shapes` gives their shapes. Both builds.
+
+  ``weight_init``: :data:`WEIGHT_INITS`; ``'kaiming_normal'`` draws each real layer's kernel from
+  N(0, 2 / its real fan-in) (the shared layout's stacked kernels per slot, the compact layers
+  alike) and the classifier from N(0, 2 / its width).
 
   ``remat``: each cell without a hook is wrapped in ``jax.checkpoint``, so a gradient keeps only
   the cells' inputs and recomputes each cell's intermediates in the backward pass: the same
@@ -222,11 +244,13 @@ class NB101Model(nn.Module):
   modules_per_stack: int = 3
   num_classes: int = 10
   bn: str = "batch"
+  weight_init: str = "nasbench"
   unrolled: bool = False
   remat: bool = False
   relu_probe: Optional[Callable] = None
   gates: bool = False
   tap: Optional[Callable] = None
+  block_input: Optional[Callable] = None
   compact: bool = False
 
   @nn.compact
@@ -275,7 +299,8 @@ class NB101Model(nn.Module):
         return self.variable("gates", layer + "_gate", jnp.ones,
                              (x.shape[0], kernel.shape[-1])).value
     c0 = self.stem_channels
-    k, (s, b) = _ConvBN(_he, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
+    kinit = _KERNEL_INITS[self.weight_init]
+    k, (s, b) = _ConvBN(kinit, (3, 3, x.shape[-1], c0), (c0,), name="stem")()
     x = conv_bn(x, k, s, b, self.bn, None if gate is None else gate("stem", k))
     if on_relu is not None:
       on_relu(x)
@@ -286,17 +311,20 @@ class NB101Model(nn.Module):
       on_tap("stem", x, 0, 0)
     c_prev = c0
     for st, c in enumerate(widths):
-      if st:
-        x = max_pool(x, 2, 2)
-        if on_tap is not None:
-          on_tap("downsample", x, st, 0)
       for j in range(self.modules_per_stack):
+        blk = 1 + st * self.modules_per_stack + j
+        if self.block_input is not None:
+          x = self.block_input(x, blk)
+        if st and not j:
+          x = max_pool(x, 2, 2)
+          if on_tap is not None:
+            on_tap("downsample", x, blk, 0)
         c_in = c_prev if j == 0 else c
         if self.compact:   # the real layers only, declared at their real widths
           layers = {}
           for layer, _, _, ks, ci, co in cell_layers(enc_np.matrix, enc_np.ops, enc_np.vc[st],
                                                      c_in, c):
-            k, (sc, bi) = _ConvBN(_he, (ks, ks, ci, co), (co,), name=f"cell_{st}_{j}_{layer}")()
+            k, (sc, bi) = _ConvBN(kinit, (ks, ks, ci, co), (co,), name=f"cell_{st}_{j}_{layer}")()
             layers[layer] = (k, sc, bi)
         else:
           w = self._stacked_cell(enc, st, j, c_in, c)
@@ -314,7 +342,6 @@ class NB101Model(nn.Module):
         elif unroll:
           cg = None if gate is None else (
               lambda layer, kernel, pre=f"cell_{st}_{j}_": gate(pre + layer, kernel))
-          blk = st * self.modules_per_stack + j
           ct = None if on_tap is None else (
               lambda site, v, part, blk=blk: on_tap(site, v, blk, part))
           x = unrolled_cell(x, layers, enc_np.matrix, enc_np.ops, enc_np.vc[st], c, self.bn,
@@ -332,7 +359,8 @@ class NB101Model(nn.Module):
       self.sow("intermediates", "tap", jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *tapped),
                init_fn=lambda: None, reduce_fn=lambda _, v: v)
     h = jnp.mean(x, axis=(1, 2))
-    head = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+    head = nn.Dense(self.num_classes, kernel_init=(
+        _he_fan_in if self.weight_init == "kaiming_normal" else nn.initializers.normal(0.01)),
                     bias_init=nn.initializers.zeros, name="classifier")
     y = head(h)
     if gate is not None:
@@ -350,6 +378,8 @@ class NB101Model(nn.Module):
     for op, n, ks, ci in (("proj", _N - 1, 1, c_in), ("conv1x1", _N - 2, 1, c),
                           ("conv3x3", _N - 2, 3, c)):
       sigma, om, im = factors[op]
+      if op == "proj" and self.weight_init == "kaiming_normal":   # fan-in: the cell's input
+        sigma = jnp.full_like(sigma, np.sqrt(2.0 / c_in))          # (vertex convs: c_in = c_out)
 
       def kinit(key, shape, dtype=jnp.float32, sigma=sigma, om=om, im=im):
         mask = im[:, None, None, :, None] & om[:, None, None, None, :]
@@ -373,7 +403,26 @@ def model(**config) -> NB101Model:
   if config.get("bn", "batch") not in BN_MODES:
     raise JaxnasInputError(f"NB101 option bn={config['bn']!r} is not one of "
                            f"{', '.join(BN_MODES)}")
+  if config.get("weight_init", "nasbench") not in WEIGHT_INITS:
+    raise JaxnasInputError(f"NB101 option weight_init={config['weight_init']!r} is not one of "
+                           f"{', '.join(WEIGHT_INITS)}")
   return NB101Model(**config)
+
+
+def block_shapes(x_shape, stem_channels: int = 128, num_stacks: int = 3,
+                 modules_per_stack: int = 3, **_) -> tuple:
+  """``(in_shape, out_shape)`` of the cells, blocks ``1..num_stacks * modules_per_stack`` of
+  :class:`NB101Model` (``block_input``), for an input batch of ``x_shape`` (NHWC): the first cell
+  of a later stack takes the previous stack's output and max-pools it (2x2, stride 2, 'same')."""
+  b, h, w = x_shape[:3]
+  prev, out = (b, h, w, stem_channels), []
+  for st, c in enumerate(stack_widths(stem_channels, num_stacks)):
+    if st:
+      h, w = -(-h // 2), -(-w // 2)
+    for _ in range(modules_per_stack):
+      out.append((prev, (b, h, w, c)))
+      prev = out[-1][1]
+  return tuple(out)
 
 
 def compact_params(params, arch, stem_channels: int = 128, num_stacks: int = 3,
@@ -482,6 +531,7 @@ SPACE = SearchSpace(
                                                     # meco, meco_opt eagerly
     provides=("nonlinear_readout",),   # every op ends in a ReLU
     compact_params=compact_params,
+    block_shapes=block_shapes,
     describe=describe,
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table

@@ -297,6 +297,22 @@ def accuracy(archs, metric: str = "cifar10_test200"):
   return truth.accuracy(to_index(np.asarray(archs, np.int32).reshape(-1, NUM_EDGES)), metric)
 
 
+def block_shapes(x_shape, C: int = 16, N: int = 5, **_) -> tuple:
+  """``(in_shape, out_shape)`` of NB201Net's blocks ``1..3N+2`` in forward order
+  (:func:`.net.block_index`: stage 0's N cells, the reduction opening stage 1, its N cells, ...)
+  for an input batch of ``x_shape`` (NHWC)."""
+  b, h, w = x_shape[:3]
+  stages = [(b, h, w, C)]
+  for _ in range(2):   # a reduction halves the resolution (stride 2, padding 1) and doubles C
+    stages.append((b, -(-stages[-1][1] // 2), -(-stages[-1][2] // 2), 2 * stages[-1][3]))
+  out = []
+  for s, shape in enumerate(stages):
+    if s:
+      out.append((stages[s - 1], shape))
+    out += [(shape, shape)] * N
+  return tuple(out)
+
+
 def _metrics() -> tuple:
   from jaxnas.benchmarks.nb201 import METRICS
   return METRICS
@@ -323,6 +339,7 @@ SPACE = SearchSpace(
     # FreeDARTS' NB201 supernet: the benchmark network, cell BN without affine parameters
     search_config=dict(C=16, N=5, cell_bn_affine=False, bn="batch"),
     small_config=dict(C=8, N=1, cell_bn_affine=False, bn="batch"),
+    block_shapes=block_shapes,
     describe=describe,
     metrics=_metrics(),
     accuracy=accuracy,

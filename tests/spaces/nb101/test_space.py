@@ -15,7 +15,7 @@ from jaxnas.spaces.nb101 import net as N
 from jaxnas.spaces.nb101 import space as SP
 from jaxnas.spaces.nb101 import spec as S
 from tests.conftest import tiny_batch_of
-from tests.spaces.nb101.common import INCEPTION, TRIVIAL, csv_rows, csv_spec
+from tests.spaces.nb101.common import INCEPTION, TRIVIAL, csv_rows, csv_spec, to_masked_layout
 
 CFG = dict(stem_channels=8, num_stacks=2, modules_per_stack=1)
 SPACE = get_space("nb101") if "nb101" in list_spaces() else None
@@ -68,20 +68,6 @@ def test_counts_equal_the_reference_columns_eagerly_and_traced():
   np.testing.assert_allclose(f / 1e6, [float(r["naslib_flops"]) for r in rows[:3]], rtol=1e-6)
 
 
-def _to_masked_layout(params):
-  """This space's parameter tree -> :class:`.net.NB101MaskedNet`'s (for ``discrete_params``)."""
-  out = {"stem": {"kernel": params["stem"]["conv"]["kernel"],
-                  "scale": params["stem"]["bn"]["scale"], "bias": params["stem"]["bn"]["bias"]},
-         "head": {"dense": dict(params["classifier"])}}
-  for name, p in params.items():
-    if name.startswith("cell_"):
-      cell, op = name.rsplit("_", 1)
-      d = out.setdefault(cell, {})
-      d[f"{op}_kernel"] = p["conv"]["kernel"]
-      d[f"{op}_scale"], d[f"{op}_bias"] = p["bn"]["scale"], p["bn"]["bias"]
-  return out
-
-
 @pytest.mark.parametrize("row", [0, 1, 33])
 def test_model_equals_the_discrete_network_with_its_weights(row):
   """Logits and loss gradients of the space's network equal the discrete NB101 network's built
@@ -91,7 +77,7 @@ def test_model_equals_the_discrete_network_with_its_weights(row):
   x = tiny_batch_of(4).x
   m = SPACE.model(**CFG)
   v = m.init(jax.random.key(row), x, a)
-  dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+  dp = N.discrete_params(to_masked_layout(v["params"]), spec, **CFG)
   disc = N.NB101Net(spec, num_classes=10, **CFG)
   np.testing.assert_allclose(m.apply(v, x, a), disc.apply({"params": dp}, x), rtol=1e-4,
                              atol=1e-5)
@@ -116,7 +102,7 @@ def test_grad_norm_through_the_engine_equals_the_discrete_network():
     spec = SP.to_spec(a)
     v = SPACE.model(**CFG).init(jax.random.split(jax.random.fold_in(key, i))[0], batch.x, a)
     disc = N.NB101Net(spec, num_classes=10, **CFG)
-    dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+    dp = N.discrete_params(to_masked_layout(v["params"]), spec, **CFG)
 
     def loss(p):
       logits = disc.apply({"params": p}, batch.x)
@@ -143,7 +129,7 @@ def test_nwot_on_the_unrolled_network_equals_codes_of_every_relu_of_the_discrete
   for i, a in enumerate(archs):
     spec = SP.to_spec(a)
     v = SPACE.model(**CFG).init(jax.random.split(jax.random.fold_in(key, i))[0], batch.x, a)
-    dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+    dp = N.discrete_params(to_masked_layout(v["params"]), spec, **CFG)
     seen = []
     monkeypatch.setattr(jax.nn, "relu", lambda h: seen.append(np.asarray(h)) or relu(h))
     N.NB101Net(spec, num_classes=10, **CFG).apply({"params": dp}, batch.x)
@@ -174,7 +160,7 @@ def test_fisher_on_the_unrolled_network_equals_perturbed_convs_of_the_discrete_o
   for i, a in enumerate(archs):
     spec = SP.to_spec(a)
     v = SPACE.model(**CFG).init(jax.random.split(jax.random.fold_in(key, i))[0], batch.x, a)
-    dp = N.discrete_params(_to_masked_layout(v["params"]), spec, **CFG)
+    dp = N.discrete_params(to_masked_layout(v["params"]), spec, **CFG)
     disc = N.NB101Net(spec, num_classes=10, **CFG)
     acts, fans = [], []
 
