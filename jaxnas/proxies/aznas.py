@@ -49,6 +49,7 @@ clipped at 0 before normalising: round-off negatives below -1e-8 * sum(s) would 
 
 from __future__ import annotations
 
+import itertools
 from typing import Mapping
 
 import jax
@@ -216,18 +217,13 @@ def block_trainabilities(net, variables, x, key_r):
   (grads,) = pullback(jnp.ones((), jnp.float32))
   ts, ids = [], []
   for (first, count, _), g in zip(runs, grads):
-    k = 0
-    while k < count:   # vmapped over consecutive blocks with one output shape
-      out = shapes[first + k - 1][1]
-      n = 1
-      while k + n < count and shapes[first + k + n - 1][1] == out:
-        n += 1
-      blocks = first + k + jnp.arange(n)
-      r = jax.vmap(lambda l, out=out: rademacher(key_r, l, out))(blocks)
-      t, ident = jax.vmap(block_trainability)(g[k:k + n], r)
+    # vmapped over consecutive blocks with one output shape
+    for out, same in itertools.groupby(range(first, first + count), lambda l: shapes[l - 1][1]):
+      blocks = np.asarray(list(same))
+      r = jax.vmap(lambda l, out=out: rademacher(key_r, l, out))(jnp.asarray(blocks))
+      t, ident = jax.vmap(block_trainability)(g[blocks[0] - first:blocks[-1] - first + 1], r)
       ts.append(t)
       ids.append(ident)
-      k += n
   return jnp.concatenate(ts), jnp.concatenate(ids), e, ok
 
 
