@@ -134,25 +134,39 @@ def _sha256(path: str, nbytes: int) -> str:
 #: proxies by ``Network.compact``): files written before a space gained one still resume, and a
 #: run with or without it continues the other's file
 EXECUTION_FIELDS = ("unrolled", "relu_probe", "remat", "compact")
-#: module hooks a proxy switches on (fisher's ``gates``, MeCo's and AZ-NAS' ``tap``) and their
-#: value when off: a file written before a space gained the hook reads as the hook off, so it
-#: still resumes; a hook that is on is compared
-HOOK_FIELDS = {"gates": False, "tap": None}
+#: module hooks a proxy switches on (fisher's ``gates``, MeCo's and AZ-NAS' ``tap``, AZ-NAS'
+#: ``block_input``) and their value when off: a file written before a space gained the hook reads
+#: as the hook off, so it still resumes; a hook that is on is compared
+HOOK_FIELDS = {"gates": False, "tap": None, "block_input": None}
+
+
+def _gained_fields(space_name) -> dict:
+  """The module fields the space named ``space_name`` gained after score files were written,
+  with the value that computes what such a file holds (``SearchSpace.gained_fields``); {} for a
+  space not registered here."""
+  from jaxnas import spaces   # the registry imports the engine's users, not the store
+  try:
+    return dict(spaces.get_space(space_name).gained_fields or {})
+  except JaxnasInputError:
+    return {}
 
 
 def comparable(settings: dict) -> dict:
   """``settings`` without :data:`EXECUTION_FIELDS` (in the configuration and in each proxy's
-  module configuration), and with every absent :data:`HOOK_FIELDS` entry off in the latter."""
+  module configuration), with every absent :data:`HOOK_FIELDS` entry off and every absent field
+  the space gained later (``SearchSpace.gained_fields``) at its earlier behaviour in the latter."""
   if isinstance(settings.get("config"), dict):
     settings = dict(settings, config={k: v for k, v in settings["config"].items()
                                       if k not in EXECUTION_FIELDS})
   ps = settings.get("proxy_settings")
   if not isinstance(ps, dict):
     return settings
-  out = {}
+  out, gained = {}, None
   for name, p in ps.items():
     if isinstance(p, dict) and isinstance(p.get("module"), dict):
-      module = dict(HOOK_FIELDS)
+      if gained is None:
+        gained = _gained_fields(settings.get("space"))
+      module = dict(HOOK_FIELDS, **gained)
       module.update((k, v) for k, v in p["module"].items() if k not in EXECUTION_FIELDS)
       p = dict(p, module=module)
     out[name] = p

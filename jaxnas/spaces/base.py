@@ -97,6 +97,11 @@ class SearchSpace(NamedTuple):
       benchmark, as data ``{proxy: {setting: value}}`` (NB101: epsinas' weights ``(1e-4, 10)``,
       MeCo's Gaussian input and hook-event table); proxies read it with :meth:`proxy_setting`
       and fall back to their NB201 protocol, so no proxy lists spaces by name.
+    gained_fields: module fields added after score files were written, each with the value that
+      computes what such a file holds (NB101: ``{'weight_init': 'nasbench'}``): a score file
+      without the field reads as that value, so its run still resumes
+      (:func:`jaxnas.engine.store.comparable`); a field whose absence did something else must not
+      be listed.
   """
   name: str
   arch_shape: tuple
@@ -126,6 +131,7 @@ class SearchSpace(NamedTuple):
   metrics: tuple = ()
   accuracy: Optional[Callable[[Any, str], np.ndarray]] = None
   proxy_settings: Optional[Mapping] = None
+  gained_fields: Optional[Mapping] = None
 
   def __hash__(self):  # the configuration dicts are not hashable; equal spaces share a name
     return hash(("SearchSpace", self.name))
@@ -188,6 +194,8 @@ def _check(space: SearchSpace) -> None:
     raise bad(f"compact_params needs `compact` and `unrolled` fields on {kind}")
   if space.block_shapes is not None and not ({"block_input", "tap"} <= fields):
     raise bad(f"block_shapes needs `block_input` and `tap` fields on {kind}")
+  if not set(space.gained_fields or {}) <= fields:
+    raise bad(f"gained_fields={dict(space.gained_fields)} names fields its module {kind} lacks")
   if not set(space.unrolled_only) <= set(fields) | set(space.provides):
     raise bad(f"unrolled_only={space.unrolled_only} names capabilities its module lacks")
 

@@ -159,6 +159,25 @@ def test_a_hook_that_is_off_reads_as_absent_and_one_that_is_on_is_compared(tmp_p
       "proxy_settings.l2_norm.module.gates: True in the file vs False now"]
 
 
+def test_a_file_written_before_its_space_gained_a_field_reads_as_its_earlier_value():
+  """NB101 gained ``weight_init`` (AZ-NAS' Kaiming init) and the ``block_input`` hook after
+  scores were written: such a file equals a run with ``'nasbench'`` and the hook off, and differs
+  from one with ``'kaiming_normal'``; a space that did not declare the field still compares it."""
+  module = {"bn": "batch", "gates": False, "num_classes": 10, "stem_channels": 128, "tap": None}
+  old = {"space": "nb101", "seed": 0, "proxy_settings": {"zico": {"module": module}}}
+  now = json.loads(json.dumps(old))
+  now["proxy_settings"]["zico"]["module"].update(weight_init="nasbench", block_input=None)
+  assert store.diff_settings(old, now) == []
+  now["proxy_settings"]["zico"]["module"]["weight_init"] = "kaiming_normal"
+  assert store.diff_settings(old, now) == [
+      "proxy_settings.zico.module.weight_init: 'nasbench' in the file vs 'kaiming_normal' now"]
+  for space in ("nb201", "no_such_space"):
+    now["space"] = old["space"] = space
+    now["proxy_settings"]["zico"]["module"]["weight_init"] = "nasbench"
+    assert store.diff_settings(old, now) == [
+        "proxy_settings.zico.module.weight_init: '<absent>' in the file vs 'nasbench' now"]
+
+
 def test_corrupt_truncated_and_foreign_files_are_reported(tmp_path):
   out, part = _partial_run(tmp_path)
   data = open(part, "rb").read()

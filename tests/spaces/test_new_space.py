@@ -97,6 +97,8 @@ def test_a_folder_without_init_is_a_space_too(tmp_path, monkeypatch):
     (3, ("arch_shape=(2,),", "arch_shape=(2,), unrolls=True,"), "unrolls=True needs an `unrolled` field"),
     (4, ("arch_shape=(2,),", "arch_shape=(2,), block_shapes=lambda s, **c: ((s, s),),"),
      "block_shapes needs `block_input` and `tap` fields on ToyNet"),
+    (5, ("arch_shape=(2,),", "arch_shape=(2,), gained_fields={'init': 'old'},"),
+     "gained_fields=\\{'init': 'old'\\} names fields its module ToyNet lacks"),
 ])
 def test_a_misdefined_space_is_named_with_the_broken_field(tmp_path, monkeypatch, case, edit,
                                                           match):

@@ -536,4 +536,5 @@ SPACE = SearchSpace(
     metrics=nb101.METRICS,
     accuracy=nb101.accuracy_of,  # by encoding; NaN for an architecture not in the table
     proxy_settings=PROXY_SETTINGS,
+    gained_fields={"weight_init": "nasbench"},   # the scores before AZ-NAS' Kaiming init
 )
