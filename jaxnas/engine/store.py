@@ -144,7 +144,9 @@ def _gained_fields(space_name) -> dict:
   """The module fields the space named ``space_name`` gained after score files were written,
   with the value that computes what such a file holds (``SearchSpace.gained_fields``); {} for a
   space not registered here."""
-  from jaxnas import spaces   # the registry imports the engine's users, not the store
+  if not isinstance(space_name, str):
+    return {}
+  from jaxnas import spaces   # imported here: reading a score file needs no space otherwise
   try:
     return dict(spaces.get_space(space_name).gained_fields or {})
   except JaxnasInputError:
