@@ -163,12 +163,10 @@ def comparable(settings: dict) -> dict:
   ps = settings.get("proxy_settings")
   if not isinstance(ps, dict):
     return settings
-  out, gained = {}, None
+  out, absent = {}, dict(HOOK_FIELDS, **_gained_fields(settings.get("space")))
   for name, p in ps.items():
     if isinstance(p, dict) and isinstance(p.get("module"), dict):
-      if gained is None:
-        gained = _gained_fields(settings.get("space"))
-      module = dict(HOOK_FIELDS, **gained)
+      module = dict(absent)
       module.update((k, v) for k, v in p["module"].items() if k not in EXECUTION_FIELDS)
       p = dict(p, module=module)
     out[name] = p
