@@ -338,7 +338,17 @@ def lacking(space: str, score_dir: str, csv_path: str) -> str:
     return ""
   todo = [stem for stem, _ in score_plan(space, score_dir, csv_path)]
   return ("\n\nSupported by the space, no complete file yet (`--score` resumes them): "
-          + (", ".join(todo) if todo else "none") + ".")
+          + (", ".join(todo) if todo else "none") + "." + refused(space))
+
+
+def refused(space: str) -> str:
+  """A line naming the registered proxies ``space`` cannot run, each with the capabilities its
+  network lacks (``proxies.missing_capabilities``); empty when it runs them all."""
+  from jaxnas.proxies import list_proxies, missing_capabilities
+  out = [f"{p} ({', '.join(m)})" for p in list_proxies()
+         if (m := missing_capabilities(p, space))]
+  return ("\n\nRefused by the space (the capabilities its network lacks): " + ", ".join(out)
+          + ".") if out else ""
 
 
 def main(argv=None):

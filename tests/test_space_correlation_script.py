@@ -128,9 +128,23 @@ def test_the_spaces_own_folder_says_what_it_lacks_wherever_it_is(script, tmp_pat
   (own / "scores_zico.csv").write_text("index,arch_str,proxy,score\r\n")
   (own / "scores_zico.csv.meta.json").write_text(json.dumps(
       {"state": {"complete": True}, "settings": {"proxies": ["zico"]}}))
-  line = script.lacking("nb101", str(own) + "/", str(ref))
-  assert line.startswith("\n\nSupported by the space, no complete file yet")
+  text = script.lacking("nb101", str(own) + "/", str(ref))
+  assert text.startswith("\n\nSupported by the space, no complete file yet")
+  line, refused = text.strip().split("\n\n")
   todo = line.split(": ", 1)[1].rstrip(".").split(", ")
   assert "zico" not in todo and "tenas_ntk_cond" in todo and "hnas_cond+hnas_trace" in todo
+  # the proxies NB101 cannot run, each with what its network lacks; none of them is still "to do"
+  assert refused.startswith("Refused by the space") and "zen (features)" in refused
+  assert not any(p.split(" (")[0] in todo for p in refused.split(": ", 1)[1].split("), "))
   assert script.lacking("darts", str(own), str(ref)) == ""     # another space's folder
   assert script.lacking("nb101", str(own / "batch64"), str(ref)) == ""
+
+
+def test_the_refused_line_names_each_proxy_a_space_cannot_run_with_what_it_lacks(script):
+  from jaxnas import proxies
+  darts = script.refused("darts")
+  for name in ("meco", "zen", "tenas_ntk_cond"):
+    miss = proxies.missing_capabilities(name, "darts")
+    assert miss and f"{name} ({', '.join(miss)})" in darts
+  assert "nwot" not in darts and "zico" not in darts          # they run on DARTS
+  assert script.refused("nb201") == ""                        # NB201 runs every proxy

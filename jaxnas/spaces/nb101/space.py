@@ -137,7 +137,11 @@ def _he(key, shape, dtype=jnp.float32):
 
 
 def _he_fan_in(key, shape, dtype=jnp.float32):
-  """Kaiming fan-in normal for HWIO kernels and dense ``(in, out)``: N(0, 2 / (k^2 C_in))."""
+  """Kaiming fan-in normal for HWIO kernels and dense ``(in, out)``: N(0, 2 / (k^2 C_in)).
+
+  The distribution of ``ops.kernel_init('kaiming_normal')``, but not its arithmetic (that one
+  scales by ``sqrt`` of a float64 variance: draws 1 ulp apart); kept so the committed NB101
+  AZ-NAS scores (``experiments/results/nb101_correlation``) stay bit-reproducible."""
   return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / np.prod(shape[:-1]))
 
 
