@@ -518,7 +518,8 @@ def iter_scores(space, archs, proxy_name, batch: Batch, *, seed: int = 0, ids=No
       stack.enter_context(jax.default_matmul_precision(precision))
     return stack
 
-  with context():
+  memory.release_compiled_near_map_limit()   # before compiling: a process at its map limit
+  with context():                             # dies in XLA (memory module docstring)
     fn = make_score_fn(space, proxy, config, mode, group=group, devices=devices)
   size = call_size(len(archs), chunk_size, fn.multiple)
   if not 0 <= start <= len(archs):

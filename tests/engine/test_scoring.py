@@ -1,6 +1,8 @@
 """The scoring engine: modes agree, scores do not depend on chunking, order, start or mode, the
 auto mode reads the traced program, and the shared build matches the discrete network."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -226,6 +228,37 @@ def test_memory_figures(tmp_path):
       RuntimeError("unsupported"))})()
   assert memory.program_bytes(no_analysis) is None
   assert memory.gib(3 * 2**29) == "1.5 GiB"
+
+
+def test_compiled_programs_are_released_near_the_map_limit(tmp_path, monkeypatch):
+  """At ``fraction`` of Linux's memory-map limit (XLA:CPU maps three per compiled kernel; a
+  process at the limit dies in its next compilation) JAX's compiled programs are dropped with a
+  warning naming the count and the remedy; below it nothing is dropped and nothing said. The
+  engine checks before it compiles, and a release leaves the scores unchanged."""
+  held, most = memory.memory_maps()            # this process, read from /proc
+  assert 0 < held < most
+  maps, limit = tmp_path / "maps", tmp_path / "max_map_count"
+  limit.write_text("100\n")
+  files = dict(maps=str(maps), limit=str(limit))
+  assert memory.memory_maps(maps=str(tmp_path / "absent")) is None
+  f = jax.jit(lambda a: a + 1)
+  f(1.0)
+  maps.write_text("m\n" * 79)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    assert not memory.release_compiled_near_map_limit(**files)
+  assert f._cache_size() == 1
+  maps.write_text("m\n" * 80)
+  with pytest.warns(RuntimeWarning, match=r"80 memory maps of the 100 .*vm\.max_map_count"):
+    assert memory.release_compiled_near_map_limit(**files)
+  assert f._cache_size() == 0
+
+  batch, archs = tiny_batch_of(2), ARCHS[:2]
+  want = engine.score("nb201", archs, ["synflow"], batch, config=TINY)["synflow"]
+  monkeypatch.setattr(memory, "memory_maps", lambda: (52_424, 65_530))
+  with pytest.warns(RuntimeWarning, match="52,424 memory maps of the 65,530"):
+    got = engine.score("nb201", archs, ["synflow"], batch, config=TINY)["synflow"]
+  np.testing.assert_array_equal(got, want)
 
 
 def test_eager_executor_refuses_what_it_cannot_run():
