@@ -19,7 +19,7 @@ programs of live jitted functions until ``jax.clear_caches()``, and Linux refuse
 ``vm.max_map_count`` (65,530 by default), whereupon the next compilation dies inside XLA (a
 segfault, or "Failed to materialize symbols"). One pytest worker running half of jaxnas' suite
 reached 64,701 maps and crashed so; :func:`release_compiled_near_map_limit` clears the caches
-before the engine compiles when a process is near its limit.
+when a process is near its limit, before the engine builds a scorer and before a search runs.
 """
 
 from __future__ import annotations

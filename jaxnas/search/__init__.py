@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import jax
 
 from jaxnas._plugins import import_submodules
+from jaxnas.engine import memory
 from jaxnas.errors import JaxnasInputError, unknown
 from jaxnas.search.result import SearchResult, to_json, write_json
 
@@ -173,7 +174,9 @@ def search(method: str, space, seed: int = 0, **options) -> SearchResult:
   check_supported(m, sp)
   if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
     raise JaxnasInputError(f"seed must be a non-negative integer, got {seed!r}")
-  res = m.fn(sp, jax.random.key(seed), resolve_options(m, options))
+  opts = resolve_options(m, options)
+  memory.release_compiled_near_map_limit()   # a process at its memory-map limit dies in XLA's
+  res = m.fn(sp, jax.random.key(seed), opts)  # next compilation (jaxnas.engine.memory)
   return res._replace(seed=seed)
 
 

@@ -15,6 +15,17 @@ from tests.conftest import TINY
 OPTS = dict(supernet=TINY, resolution=8)
 
 
+def test_a_search_starts_by_releasing_compiled_programs_near_the_map_limit(monkeypatch):
+  """``search.search`` checks the process's memory maps before the method compiles (as the
+  engine does, ``jaxnas.engine.memory``): near the limit it warns, and the result is unchanged."""
+  from jaxnas.engine import memory
+  want = search.search("freedarts", "nb201", seed=0, **OPTS)
+  monkeypatch.setattr(memory, "memory_maps", lambda: (60_000, 65_530))
+  with pytest.warns(RuntimeWarning, match="60,000 memory maps of the 65,530"):
+    got = search.search("freedarts", "nb201", seed=0, **OPTS)
+  assert np.array_equal(got.arch, want.arch) and got.extra == want.extra
+
+
 def test_oneshot_synflow_scores_are_the_alpha_sensitivity_and_deterministic():
   a = search.search("freedarts", "nb201", seed=0, **OPTS)
   b = search.search("freedarts", "nb201", seed=0, **OPTS)
