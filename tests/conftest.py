@@ -1,6 +1,5 @@
 """Shared fixtures: tiny networks (C=4, N=1, 8x8 inputs) and the shared ground-truth folder."""
 
-import gc
 import os
 import pathlib
 
@@ -26,11 +25,11 @@ def _release_compiled_programs():
   maps (``/proc/<pid>/maps``), Linux's ``vm.max_map_count`` being 65,530: every further mmap
   fails and the worker dies inside XLA in whichever test compiles next (a segfault in
   ``backend_compile_and_load``, "Failed to materialize symbols", MemoryError), which failed two
-  runs of ``.ci/run``. Cleared per module, the peak was 24,495 maps (the proxy contract module) and the
-  worker's peak memory 4.2 GB instead of 5.2 GB, for 6 % more suite time (recompilation)."""
+  runs of ``.ci/run``. Cleared per module, the peak was 24,495 maps (the proxy contract module)
+  and the worker's peak memory 4.2 GB instead of 5.2 GB, for 6 % more suite time."""
+  from jaxnas.engine import memory
   yield
-  jax.clear_caches()
-  gc.collect()
+  memory.release_compiled()
 
 
 def pytest_configure(config):

@@ -83,6 +83,13 @@ def memory_maps(maps: str = "/proc/self/maps",
   return held, most
 
 
+def release_compiled() -> None:
+  """Drops every compiled program JAX caches, and the executables only they kept alive (with
+  their memory maps); they compile again on their next use, to the same programs."""
+  jax.clear_caches()
+  gc.collect()
+
+
 def release_compiled_near_map_limit(fraction: float = 0.8, **files) -> bool:
   """When this process holds at least ``fraction`` of its memory-map limit (module docstring),
   drops every compiled program JAX caches (``jax.clear_caches()``; they compile again on their
@@ -91,8 +98,7 @@ def release_compiled_near_map_limit(fraction: float = 0.8, **files) -> bool:
   got = memory_maps(**files)
   if got is None or got[0] < fraction * got[1]:
     return False
-  jax.clear_caches()
-  gc.collect()
+  release_compiled()
   warnings.warn(
       f"this process held {got[0]:,} memory maps of the {got[1]:,} Linux allows it "
       "(vm.max_map_count); XLA:CPU maps three per compiled kernel and a process at the limit "
